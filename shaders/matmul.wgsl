@@ -1,0 +1,140 @@
+// matmul.wgsl — C = op(A) · op(B), with an optional bias + activation epilogue.
+//
+//   matmul_nn:  C (M,N) = A · B      A is (M,K) row-major, B is (K,N)
+//   matmul_tn:  C (M,N) = Aᵀ · B     A is stored (K,M),    B is (K,N)
+//   matmul_nt:  C (M,N) = A · Bᵀ     A is (M,K),           B is stored (N,K)
+//
+// Epilogue (all three forms): C[m,n] = act(acc[m,n] + bias[n]) where the bias
+// is added when `epilogue & 1` and act = epilogue >> 8 (codes in common.wgsl).
+//
+// A dense layer with weight W (out,in) uses all three without materialising a
+// transpose:  forward  y = act(x · Wᵀ + b)         → matmul_nt
+//             backward dW = dzᵀ · x  (out,in)       → matmul_tn
+//                      dx = dz · W   (batch,in)     → matmul_nn
+//
+// Tiling: a 16×16 workgroup computes a 64×64 block of C; each invocation
+// keeps a 4×4 block of accumulators in registers (rows lid.y + 16i, columns
+// lid.x + 16j, so neighbouring invocations touch neighbouring columns). The
+// K dimension is walked in slices of 16 staged through workgroup memory.
+
+struct MatmulParams {
+    m: u32,
+    n: u32,
+    k: u32,
+    epilogue: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: MatmulParams;
+@group(0) @binding(1) var<storage, read> a: array<f32>;
+@group(0) @binding(2) var<storage, read> b: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> c: array<f32>;
+
+const TILE_M: u32 = 64u;
+const TILE_N: u32 = 64u;
+const TILE_K: u32 = 16u;
+const THREADS: u32 = 256u;
+
+var<workgroup> a_tile: array<f32, 1024>; // [TILE_K][TILE_M]
+var<workgroup> b_tile: array<f32, 1024>; // [TILE_K][TILE_N]
+
+// op(A)[row, kk], zero outside the matrix.
+fn load_a(row: u32, kk: u32, trans_a: bool) -> f32 {
+    if row >= p.m || kk >= p.k {
+        return 0.0;
+    }
+    if trans_a {
+        return a[kk * p.m + row];
+    }
+    return a[row * p.k + kk];
+}
+
+// op(B)[kk, col], zero outside the matrix.
+fn load_b(kk: u32, col: u32, trans_b: bool) -> f32 {
+    if col >= p.n || kk >= p.k {
+        return 0.0;
+    }
+    if trans_b {
+        return b[col * p.k + kk];
+    }
+    return b[kk * p.n + col];
+}
+
+fn matmul_tiled(group: vec3<u32>, lid: vec3<u32>, trans_a: bool, trans_b: bool) {
+    let tid = lid.y * 16u + lid.x;
+    let row0 = group.y * TILE_M;
+    let col0 = group.x * TILE_N;
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < p.k; k0 += TILE_K) {
+        // Each invocation stages 4 of the 1024 elements of each tile. The
+        // element order follows the operand's memory order so that
+        // neighbouring invocations read neighbouring addresses.
+        for (var i = 0u; i < 4u; i++) {
+            let e = tid + i * THREADS;
+            if trans_a {
+                let kk = e / TILE_M;
+                let mm = e % TILE_M;
+                a_tile[kk * TILE_M + mm] = load_a(row0 + mm, k0 + kk, true);
+            } else {
+                let mm = e / TILE_K;
+                let kk = e % TILE_K;
+                a_tile[kk * TILE_M + mm] = load_a(row0 + mm, k0 + kk, false);
+            }
+            if trans_b {
+                let nn = e / TILE_K;
+                let kk = e % TILE_K;
+                b_tile[kk * TILE_N + nn] = load_b(k0 + kk, col0 + nn, true);
+            } else {
+                let kk = e / TILE_N;
+                let nn = e % TILE_N;
+                b_tile[kk * TILE_N + nn] = load_b(k0 + kk, col0 + nn, false);
+            }
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < TILE_K; kk++) {
+            var a_reg: array<f32, 4>;
+            var b_reg: array<f32, 4>;
+            for (var i = 0u; i < 4u; i++) {
+                a_reg[i] = a_tile[kk * TILE_M + lid.y + 16u * i];
+                b_reg[i] = b_tile[kk * TILE_N + lid.x + 16u * i];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 4u; j++) {
+                    acc[i * 4u + j] = fma(a_reg[i], b_reg[j], acc[i * 4u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+
+    let add_bias = (p.epilogue & 1u) != 0u;
+    let act = p.epilogue >> 8u;
+    for (var i = 0u; i < 4u; i++) {
+        let row = row0 + lid.y + 16u * i;
+        for (var j = 0u; j < 4u; j++) {
+            let col = col0 + lid.x + 16u * j;
+            if row < p.m && col < p.n {
+                var v = acc[i * 4u + j];
+                if add_bias {
+                    v += bias[col];
+                }
+                c[row * p.n + col] = activate(v, act);
+            }
+        }
+    }
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_nn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    matmul_tiled(group, lid, false, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_tn(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    matmul_tiled(group, lid, true, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_nt(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    matmul_tiled(group, lid, false, true);
+}

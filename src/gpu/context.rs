@@ -1,0 +1,253 @@
+//! The wgpu instance, adapter, device and queue, and the few buffer helpers
+//! every launcher uses.
+
+use anyhow::{anyhow, bail, Context as _, Result};
+use wgpu::util::DeviceExt;
+
+/// Set to a substring of an adapter's name to pick that adapter.
+pub const ADAPTER_ENV: &str = "GPUNET_ADAPTER";
+
+/// Everything that talks to the GPU goes through one of these.
+pub struct GpuContext {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+}
+
+/// What was found when looking for adapters.
+pub struct AdapterChoice {
+    pub adapter: wgpu::Adapter,
+    pub info: wgpu::AdapterInfo,
+}
+
+impl AdapterChoice {
+    /// True for a hardware GPU (discrete, integrated or virtualised), false
+    /// for a software rasteriser such as lavapipe or llvmpipe.
+    pub fn is_hardware(&self) -> bool {
+        is_hardware(&self.info)
+    }
+}
+
+pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    !matches!(info.device_type, wgpu::DeviceType::Cpu)
+}
+
+/// Ranks adapters: hardware before software, discrete before integrated,
+/// native APIs before GL.
+fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    };
+    let api = match info.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    };
+    (kind, api)
+}
+
+fn adapters_of(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    let instance = wgpu::Instance::new(desc);
+    pollster::block_on(instance.enumerate_adapters(backends))
+}
+
+/// All adapters wgpu can see, best first. `GPUNET_ADAPTER=name` keeps only
+/// adapters whose name contains `name` (case-insensitive).
+pub fn list_adapters() -> Vec<AdapterChoice> {
+    // GL is the fallback: starting it when a native API has an adapter only
+    // adds start-up time and EGL noise on stderr.
+    let mut adapters = adapters_of(wgpu::Backends::PRIMARY);
+    if adapters.is_empty() {
+        adapters = adapters_of(wgpu::Backends::SECONDARY);
+    }
+    let wanted = std::env::var(ADAPTER_ENV).ok().map(|s| s.to_lowercase());
+    let mut choices: Vec<AdapterChoice> = adapters
+        .into_iter()
+        .map(|adapter| {
+            let info = adapter.get_info();
+            AdapterChoice { adapter, info }
+        })
+        .filter(|c| match &wanted {
+            Some(w) => c.info.name.to_lowercase().contains(w),
+            None => true,
+        })
+        .collect();
+    choices.sort_by_key(|c| rank(&c.info));
+    choices
+}
+
+/// The best adapter, if any.
+pub fn best_adapter() -> Option<AdapterChoice> {
+    list_adapters().into_iter().next()
+}
+
+/// One line describing an adapter: name, backend, kind.
+pub fn describe(info: &wgpu::AdapterInfo) -> String {
+    let kind = match info.device_type {
+        wgpu::DeviceType::DiscreteGpu => "discrete GPU",
+        wgpu::DeviceType::IntegratedGpu => "integrated GPU",
+        wgpu::DeviceType::VirtualGpu => "virtual GPU",
+        wgpu::DeviceType::Cpu => "software rasteriser on the CPU",
+        wgpu::DeviceType::Other => "unknown kind",
+    };
+    format!("{} ({:?}, {kind})", info.name, info.backend)
+}
+
+/// The message for "no adapter at all".
+pub const NO_ADAPTER_HELP: &str = "no GPU adapter found. Install your GPU's driver \
+(Vulkan, Metal, DX12 or OpenGL), or on Linux without a GPU install Mesa's software \
+Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`), or train with \
+`--device cpu`.";
+
+impl GpuContext {
+    /// Opens the best adapter (see `list_adapters`).
+    pub fn new() -> Result<GpuContext> {
+        let choice = best_adapter().ok_or_else(|| anyhow!(NO_ADAPTER_HELP))?;
+        GpuContext::from_adapter(choice)
+    }
+
+    pub fn from_adapter(choice: AdapterChoice) -> Result<GpuContext> {
+        // Ask for the adapter's own limits: datasets live whole in one storage
+        // buffer, so the larger binding sizes of real GPUs matter.
+        let limits = choice.adapter.limits();
+        let (device, queue) =
+            pollster::block_on(choice.adapter.request_device(&wgpu::DeviceDescriptor {
+                label: Some("gpunet"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits,
+                ..Default::default()
+            }))
+            .with_context(|| format!("opening {}", describe(&choice.info)))?;
+        Ok(GpuContext {
+            device,
+            queue,
+            info: choice.info,
+        })
+    }
+
+    pub fn describe(&self) -> String {
+        describe(&self.info)
+    }
+
+    pub fn is_hardware(&self) -> bool {
+        is_hardware(&self.info)
+    }
+
+    /// A storage buffer holding `data`, readable back with `read_f32`/`read_u32`.
+    pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+        // wgpu refuses zero-sized bindings; keep at least one element.
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let padded;
+        let contents = if bytes.len() < 4 {
+            padded = [0u8; 4];
+            &padded[..]
+        } else {
+            bytes
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// A zero-filled storage buffer of `len` 4-byte elements.
+    pub fn storage_zeroed(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: (len.max(1) * 4) as u64,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// A uniform buffer holding one parameter struct.
+    pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: bytemuck::bytes_of(value),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    /// Copies `len` 4-byte elements starting at element `offset` of `buffer`
+    /// back to the host. Waits for all submitted work.
+    pub fn read<T: bytemuck::Pod>(
+        &self,
+        buffer: &wgpu::Buffer,
+        offset: usize,
+        len: usize,
+    ) -> Result<Vec<T>> {
+        assert_eq!(std::mem::size_of::<T>(), 4, "read() copies 4-byte elements");
+        if len == 0 {
+            return Ok(Vec::new());
+        }
+        let size = (len * 4) as u64;
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        encoder.copy_buffer_to_buffer(buffer, (offset * 4) as u64, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+
+        let (sender, receiver) = futures_intrusive::channel::shared::oneshot_channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |result| {
+            sender.send(result).ok();
+        });
+        self.wait()?;
+        pollster::block_on(receiver.receive())
+            .ok_or_else(|| anyhow!("readback channel closed"))?
+            .map_err(|e| anyhow!("mapping the readback buffer failed: {e}"))?;
+        let data = {
+            let view = staging
+                .get_mapped_range(..)
+                .map_err(|e| anyhow!("reading the mapped buffer: {e:?}"))?;
+            bytemuck::cast_slice::<u8, T>(&view).to_vec()
+        };
+        staging.unmap();
+        Ok(data)
+    }
+
+    /// Blocks until the GPU has finished everything submitted so far.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+
+    /// Blocks until the given submission has finished.
+    pub fn wait_for(&self, submission: wgpu::SubmissionIndex) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(submission),
+                timeout: None,
+            })
+            .map_err(|e| anyhow!("waiting for the GPU: {e}"))?;
+        Ok(())
+    }
+
+    /// Fails if a validation error was raised since `guard` was pushed.
+    pub fn check(&self, guard: wgpu::ErrorScopeGuard) -> Result<()> {
+        if let Some(e) = pollster::block_on(guard.pop()) {
+            bail!("GPU validation error: {e}");
+        }
+        Ok(())
+    }
+}

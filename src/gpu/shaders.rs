@@ -1,0 +1,85 @@
+//! Every WGSL file, compiled once per device, and every entry point's
+//! pipeline. Launchers for each kernel family live beside this file.
+
+use super::kernel::{Kernel, Slot};
+use super::GpuContext;
+
+const COMMON: &str = include_str!("../../shaders/common.wgsl");
+
+/// Source of each shader file, with common.wgsl prepended.
+pub fn source(file: &str) -> String {
+    let body = match file {
+        "matmul" => include_str!("../../shaders/matmul.wgsl"),
+        "elementwise" => include_str!("../../shaders/elementwise.wgsl"),
+        "softmax_xent" => include_str!("../../shaders/softmax_xent.wgsl"),
+        "optim" => include_str!("../../shaders/optim.wgsl"),
+        "gather" => include_str!("../../shaders/gather.wgsl"),
+        other => panic!("no shader file named {other}"),
+    };
+    format!("{COMMON}\n{body}")
+}
+
+fn module(ctx: &GpuContext, file: &str) -> wgpu::ShaderModule {
+    ctx.device
+        .create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(file),
+            source: wgpu::ShaderSource::Wgsl(source(file).into()),
+        })
+}
+
+/// All pipelines of the engine.
+pub struct Kernels {
+    pub matmul_nn: Kernel,
+    pub matmul_tn: Kernel,
+    pub matmul_nt: Kernel,
+    pub activation_backward: Kernel,
+    pub bias_grad: Kernel,
+    pub softmax_xent: Kernel,
+    pub sgd_momentum: Kernel,
+    pub gather: Kernel,
+    /// Bound where a kernel's optional input is absent (e.g. no bias).
+    pub(super) placeholder: wgpu::Buffer,
+}
+
+impl Kernels {
+    pub fn new(ctx: &GpuContext) -> Kernels {
+        use Slot::*;
+        let matmul = module(ctx, "matmul");
+        let matmul_slots = [Uniform, Read, Read, Read, ReadWrite];
+        let elementwise = module(ctx, "elementwise");
+        let xent = module(ctx, "softmax_xent");
+        let optim = module(ctx, "optim");
+        let gather = module(ctx, "gather");
+        Kernels {
+            matmul_nn: Kernel::new(ctx, &matmul, "matmul_nn", &matmul_slots),
+            matmul_tn: Kernel::new(ctx, &matmul, "matmul_tn", &matmul_slots),
+            matmul_nt: Kernel::new(ctx, &matmul, "matmul_nt", &matmul_slots),
+            activation_backward: Kernel::new(
+                ctx,
+                &elementwise,
+                "activation_backward",
+                &[Uniform, Read, ReadWrite],
+            ),
+            bias_grad: Kernel::new(ctx, &elementwise, "bias_grad", &[Uniform, Read, ReadWrite]),
+            softmax_xent: Kernel::new(
+                ctx,
+                &xent,
+                "softmax_xent",
+                &[Step, Uniform, Read, Read, ReadWrite, ReadWrite],
+            ),
+            sgd_momentum: Kernel::new(
+                ctx,
+                &optim,
+                "sgd_momentum",
+                &[Uniform, ReadWrite, Read, ReadWrite],
+            ),
+            gather: Kernel::new(
+                ctx,
+                &gather,
+                "gather",
+                &[Step, Uniform, Read, Read, Read, ReadWrite, ReadWrite],
+            ),
+            placeholder: ctx.storage_zeroed("placeholder", 64),
+        }
+    }
+}

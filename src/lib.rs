@@ -1,0 +1,10 @@
+//! gpunet: train small neural networks on any GPU with WGSL compute
+//! shaders, checked against a plain CPU reference.
+
+pub mod backend;
+pub mod cli;
+pub mod cpu;
+pub mod data;
+pub mod gpu;
+pub mod graph;
+pub mod train;
