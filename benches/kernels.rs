@@ -13,7 +13,9 @@ const SIZES: [usize; 3] = [128, 256, 512];
 fn matmul(c: &mut Criterion) {
     let gpu = GpuContext::new().ok();
     let mut group = c.benchmark_group("matmul");
-    group.sample_size(10).measurement_time(Duration::from_secs(3));
+    group
+        .sample_size(10)
+        .measurement_time(Duration::from_secs(3));
     for n in SIZES {
         let a: Vec<f32> = (0..n * n).map(|i| (i % 7) as f32 * 0.1).collect();
         let b: Vec<f32> = (0..n * n).map(|i| (i % 5) as f32 * 0.1).collect();

@@ -1,27 +1,33 @@
 //! Prints where a GPU training step's time goes, launch by launch.
-//! `cargo run --release --example profile_step -- [batch]`
+//! `cargo run --release --example profile_step -- [model] [batch]`
+//! (model: mlp, cnn or a spec string; batch: 128).
+use gpunet::backend::Optimizer;
 use gpunet::data::{load_mnist, Split};
 use gpunet::gpu::{GpuContext, GpuTrainer};
-use gpunet::graph::{Activation, Graph, ModelSpec};
+use gpunet::graph::{Graph, Shape};
+use gpunet::spec::ModelSpec;
 
 fn main() -> anyhow::Result<()> {
-    let batch: usize = std::env::args().nth(1).map_or(Ok(128), |s| s.parse())?;
+    let mut args = std::env::args().skip(1);
+    let spec = ModelSpec::parse(&args.next().unwrap_or_else(|| "mlp".into()))?;
+    let batch: usize = args.next().map_or(Ok(128), |s| s.parse())?;
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
-    let train = load_mnist(&dir, Split::Test)?.truncated(2048);
-    let graph = Graph::new(&ModelSpec {
-        layers: vec![784, 128, 10],
-        activation: Activation::Relu,
-    });
+    let data = load_mnist(&dir, Split::Test)?.truncated(2048);
+    let graph = Graph::new(&spec, Shape { c: 1, h: 28, w: 28 }, 10)?;
     let ctx = GpuContext::new()?;
-    println!("{}", ctx.describe());
-    let trainer = GpuTrainer::new(ctx, &graph, batch, &graph.init_params(0), &train, &train)?;
+    println!("{}: {spec}, batch {batch}", ctx.describe());
+    let sgd = Optimizer::Sgd {
+        momentum: 0.9,
+        weight_decay: 0.0,
+    };
+    let trainer = GpuTrainer::new(ctx, &graph, batch, sgd, &graph.init_params(0), &data, &data)?;
     let mut total = 0.0;
-    for (name, secs) in trainer.time_dispatches(20)? {
-        println!("{name:>22}: {:8.3} ms", secs * 1e3);
+    for (name, secs) in trainer.time_dispatches(10)? {
+        println!("{name:>24}: {:9.3} ms", secs * 1e3);
         total += secs;
     }
     println!(
-        "{:>22}: {:8.3} ms per step of {batch}",
+        "{:>24}: {:9.3} ms per step of {batch}",
         "total",
         total * 1e3
     );

@@ -48,10 +48,15 @@ fn is_finite_f32(x: f32) -> bool {
 // Per-step facts written once per epoch, one 256-byte slot per step, bound
 // with a dynamic offset: where the step's batch starts in the epoch's order,
 // how many of the batch's rows are real (the last batch may be short; its
-// padding rows are zero and carry no loss or gradient), and the step number.
+// padding rows are zero and carry no loss or gradient), the step's number in
+// the epoch and in the whole run (from 0), and its learning rate.
 struct StepInfo {
     batch_start: u32,
     batch_len: u32,
     step: u32,
-    _pad: u32,
+    global_step: u32,
+    lr: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }

@@ -1,14 +1,27 @@
 //! The one boundary between the training loop and the devices: the same
 //! operations on `Cpu` (the reference) and `Gpu` (wgpu + WGSL).
 
+use crate::cpu::optim::AdamConfig;
 use anyhow::Result;
 
-/// Optimiser settings for an epoch.
+/// The optimiser and its fixed hyper-parameters (the learning rate comes
+/// per step, from the schedule).
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Hyper {
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
+pub enum Optimizer {
+    /// SGD with momentum, PyTorch's form.
+    Sgd { momentum: f32, weight_decay: f32 },
+    /// Adam, or AdamW when `decoupled`.
+    Adam(AdamConfig),
+}
+
+impl Optimizer {
+    /// Number of per-parameter state vectors (velocity; or m and v).
+    pub fn state_vectors(&self) -> usize {
+        match self {
+            Optimizer::Sgd { .. } => 1,
+            Optimizer::Adam(_) => 2,
+        }
+    }
 }
 
 /// Loss and accuracy summed over an epoch (or an evaluation pass).
@@ -34,20 +47,25 @@ impl EpochStats {
 /// Calls back with the number of examples processed so far.
 pub type Progress<'a> = &'a mut dyn FnMut(usize);
 
+/// The steps of one training epoch: the order of the training examples (a
+/// permutation of their indices, cut into batches of the planned size), the
+/// learning rate of each step, and how many steps ran before this epoch
+/// (Adam's bias correction counts from there).
+#[derive(Debug, Clone, Copy)]
+pub struct EpochPlan<'a> {
+    pub order: &'a [u32],
+    pub lrs: &'a [f32],
+    pub first_step: usize,
+}
+
 /// A network planned on a device, with the training and test sets resident.
 pub trait Backend {
     /// "gpu" or "cpu".
     fn device(&self) -> &'static str;
     /// What runs the math: the adapter's name and API, or the CPU.
     fn adapter(&self) -> String;
-    /// One pass of SGD over the training set in `order` (a permutation of
-    /// its indices), in batches of the planned size.
-    fn train_epoch(
-        &mut self,
-        order: &[u32],
-        hyper: Hyper,
-        progress: Progress,
-    ) -> Result<EpochStats>;
+    /// One pass of the optimiser over the training set.
+    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats>;
     /// Loss and accuracy over the whole test set with the current weights.
     fn evaluate(&mut self, progress: Progress) -> Result<EpochStats>;
     /// The flat parameter vector (layout: `Graph::params`).

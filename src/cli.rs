@@ -1,8 +1,12 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
-use crate::graph::{Activation, ModelSpec};
+use crate::backend::Optimizer;
+use crate::cpu::optim::AdamConfig;
+use crate::graph::Activation;
+use crate::schedule::ScheduleKind;
+use crate::spec::ModelSpec;
 use crate::train::{self, DeviceChoice, TrainConfig};
-use anyhow::Result;
+use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -26,30 +30,64 @@ pub enum Command {
     Devices,
 }
 
+/// Which optimiser `--optimizer` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OptimizerChoice {
+    Sgd,
+    Adam,
+    Adamw,
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     /// Where to run: a hardware GPU if present (auto), any GPU adapter, or the CPU reference.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Layer widths from input to classes, e.g. 784,256,128,10.
-    #[arg(long, value_delimiter = ',', default_value = "784,128,10")]
-    pub layers: Vec<usize>,
-    /// Non-linearity of the hidden layers.
-    #[arg(long, value_enum, default_value_t = Activation::Relu)]
+    /// The network: `mlp`, `cnn`, a spec such as
+    /// "conv16k3p1,relu,pool2,conv32k3p1,relu,pool2,dense128,relu,dense10", or a JSON file
+    /// {"layers": "..."}. Tokens: denseN, convCkK[sS][pP], poolK[sS], relu, tanh, sigmoid.
+    #[arg(long, conflicts_with = "layers")]
+    pub model: Option<String>,
+    /// An MLP by its layer widths from input to classes, e.g. 784,256,128,10 (the default
+    /// model is 784,128,10).
+    #[arg(long, value_delimiter = ',')]
+    pub layers: Option<Vec<usize>>,
+    /// Non-linearity of the hidden layers of a --layers MLP.
+    #[arg(long, value_enum, default_value_t = Activation::Relu, conflicts_with = "model")]
     pub activation: Activation,
     #[arg(long, default_value_t = 5)]
     pub epochs: usize,
     /// Batch size.
     #[arg(long, default_value_t = 128, value_parser = clap::value_parser!(u32).range(1..))]
     pub batch: u32,
-    /// Learning rate.
-    #[arg(long, default_value_t = 0.1)]
-    pub lr: f32,
+    #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
+    pub optimizer: OptimizerChoice,
+    /// Learning rate (default 0.1 for sgd, 0.001 for adam and adamw).
+    #[arg(long)]
+    pub lr: Option<f32>,
+    /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
-    /// L2 penalty added to the gradient (weight_decay · θ).
-    #[arg(long, default_value_t = 0.0)]
-    pub weight_decay: f32,
+    /// L2 penalty (sgd, adam: added to the gradient; adamw: decoupled, default 0.01).
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    #[arg(long, default_value_t = 0.9)]
+    pub beta1: f32,
+    #[arg(long, default_value_t = 0.999)]
+    pub beta2: f32,
+    #[arg(long, default_value_t = 1e-8)]
+    pub eps: f32,
+    /// How the learning rate changes over the run.
+    #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
+    pub lr_schedule: ScheduleKind,
+    /// Linear learning-rate warm-up over this many steps.
+    #[arg(long, default_value_t = 0)]
+    pub warmup_steps: usize,
+    /// With --lr-schedule step: multiply the rate by --lr-gamma every this many epochs.
+    #[arg(long, default_value_t = 2)]
+    pub lr_step_epochs: usize,
+    #[arg(long, default_value_t = 0.1)]
+    pub lr_gamma: f32,
     /// Seed for the initial weights and the batch order (the same on every device).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -65,6 +103,54 @@ pub struct TrainArgs {
     /// Print one JSON object per epoch on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
+}
+
+impl TrainArgs {
+    /// The model the flags describe: --model (a spec or a JSON file), or
+    /// the --layers MLP with the width it must start at.
+    fn model(&self) -> Result<(ModelSpec, Option<usize>)> {
+        if let Some(model) = &self.model {
+            let path = Path::new(model);
+            if model.ends_with(".json") || path.is_file() {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the model file {model}"))?;
+                let spec = ModelSpec::from_json(&text).with_context(|| model.clone())?;
+                return Ok((spec, None));
+            }
+            return Ok((ModelSpec::parse(model).context("--model")?, None));
+        }
+        let widths = self.layers.clone().unwrap_or_else(|| vec![784, 128, 10]);
+        if widths.len() < 2 {
+            bail!("--layers needs at least an input and an output width, e.g. 784,10");
+        }
+        if let Some(i) = widths.iter().position(|&w| w == 0) {
+            bail!("--layers: layer {i} has width 0");
+        }
+        Ok((ModelSpec::mlp(&widths, self.activation), Some(widths[0])))
+    }
+
+    fn optimizer(&self) -> (Optimizer, f32) {
+        let adam = |decoupled: bool, default_wd: f32| {
+            Optimizer::Adam(AdamConfig {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.eps,
+                weight_decay: self.weight_decay.unwrap_or(default_wd),
+                decoupled,
+            })
+        };
+        match self.optimizer {
+            OptimizerChoice::Sgd => (
+                Optimizer::Sgd {
+                    momentum: self.momentum,
+                    weight_decay: self.weight_decay.unwrap_or(0.0),
+                },
+                self.lr.unwrap_or(0.1),
+            ),
+            OptimizerChoice::Adam => (adam(false, 0.0), self.lr.unwrap_or(1e-3)),
+            OptimizerChoice::Adamw => (adam(true, 0.01), self.lr.unwrap_or(1e-3)),
+        }
+    }
 }
 
 /// The bundled data, when the default relative path is not found because the
@@ -95,17 +181,20 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    let (spec, expected_input) = args.model()?;
+    let (optimizer, lr) = args.optimizer();
     let cfg = TrainConfig {
-        spec: ModelSpec {
-            layers: args.layers,
-            activation: args.activation,
-        },
+        spec,
+        expected_input,
         device: args.device,
         epochs: args.epochs,
         batch: args.batch as usize,
-        lr: args.lr,
-        momentum: args.momentum,
-        weight_decay: args.weight_decay,
+        optimizer,
+        lr,
+        schedule: args.lr_schedule,
+        warmup_steps: args.warmup_steps,
+        step_epochs: args.lr_step_epochs,
+        gamma: args.lr_gamma,
         seed: args.seed,
         data: resolve_data_dir(args.data),
         train_limit: args.train_limit,

@@ -2,9 +2,14 @@
 //! shaders, checked against a plain CPU reference.
 
 pub mod backend;
+pub mod checkpoint;
 pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod graph;
+pub mod plot;
+pub mod preprocess;
+pub mod schedule;
+pub mod spec;
 pub mod train;

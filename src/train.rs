@@ -1,11 +1,13 @@
 //! The training loop: picks the device, plans the graph, runs the epochs,
 //! reports progress and metrics. Knows nothing of kernels.
 
-use crate::backend::{Backend, EpochStats, Hyper};
+use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
 use crate::data::{load_mnist, Dataset, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
-use crate::graph::{epoch_order, Graph, ModelSpec};
+use crate::graph::{epoch_order, Graph, Shape};
+use crate::schedule::{Schedule, ScheduleKind};
+use crate::spec::ModelSpec;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -27,12 +29,18 @@ pub enum DeviceChoice {
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
     pub spec: ModelSpec,
+    /// The input width the user wrote first in `--layers`, checked
+    /// against the data.
+    pub expected_input: Option<usize>,
     pub device: DeviceChoice,
     pub epochs: usize,
     pub batch: usize,
+    pub optimizer: Optimizer,
     pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
+    pub schedule: ScheduleKind,
+    pub warmup_steps: usize,
+    pub step_epochs: usize,
+    pub gamma: f32,
     pub seed: u64,
     pub data: PathBuf,
     pub train_limit: Option<usize>,
@@ -81,10 +89,12 @@ pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
 }
 
 /// Opens the backend the user asked for, saying what was chosen on `log`.
+#[allow(clippy::too_many_arguments)]
 pub fn open_backend(
     device: DeviceChoice,
     graph: &Graph,
     batch: usize,
+    optimizer: Optimizer,
     init: &[f32],
     train: Dataset,
     test: Dataset,
@@ -116,7 +126,14 @@ pub fn open_backend(
     Ok(match adapter {
         None => {
             writeln!(log, "device: cpu (reference implementation)")?;
-            Box::new(CpuTrainer::new(graph, batch, init.to_vec(), train, test))
+            Box::new(CpuTrainer::new(
+                graph,
+                batch,
+                optimizer,
+                init.to_vec(),
+                train,
+                test,
+            ))
         }
         Some(choice) => {
             writeln!(log, "device: gpu, adapter {}", gpu::describe(&choice.info))?;
@@ -129,7 +146,9 @@ pub fn open_backend(
                 )?;
             }
             let ctx = GpuContext::from_adapter(choice)?;
-            Box::new(GpuTrainer::new(ctx, graph, batch, init, &train, &test)?)
+            Box::new(GpuTrainer::new(
+                ctx, graph, batch, optimizer, init, &train, &test,
+            )?)
         }
     })
 }
@@ -161,44 +180,72 @@ pub fn train(
         bail!("--batch must be at least 1");
     }
     let (train_set, test_set) = load_data(cfg)?;
-    cfg.spec
-        .validate(train_set.input_size(), crate::data::NUM_CLASSES)?;
-    let graph = Graph::new(&cfg.spec);
+    if let Some(width) = cfg.expected_input {
+        if width != train_set.input_size() {
+            bail!(
+                "--layers must start at the data's input size {} (its images are {}×{} pixels), not {width}",
+                train_set.input_size(),
+                train_set.rows,
+                train_set.cols
+            );
+        }
+    }
+    let input = Shape {
+        c: 1,
+        h: train_set.rows,
+        w: train_set.cols,
+    };
+    let graph = Graph::new(&cfg.spec, input, crate::data::NUM_CLASSES)?;
     let init = graph.init_params(cfg.seed);
     let n_train = train_set.len();
     let n_test = test_set.len();
     writeln!(
         log,
-        "model: {} ({} activation), {} parameters; data: {} training, {} test images",
-        cfg.spec
-            .layers
-            .iter()
-            .map(|w| w.to_string())
-            .collect::<Vec<_>>()
-            .join("-"),
-        format!("{:?}", cfg.spec.activation).to_lowercase(),
+        "model: {} on {input} inputs, {} parameters; data: {n_train} training, {n_test} test images",
+        cfg.spec,
         graph.num_parameters(),
-        n_train,
-        n_test
     )?;
     let mut backend = open_backend(
-        cfg.device, &graph, cfg.batch, &init, train_set, test_set, log,
+        cfg.device,
+        &graph,
+        cfg.batch,
+        cfg.optimizer,
+        &init,
+        train_set,
+        test_set,
+        log,
     )?;
-    let hyper = Hyper {
-        lr: cfg.lr,
-        momentum: cfg.momentum,
-        weight_decay: cfg.weight_decay,
+    let steps_per_epoch = n_train.div_ceil(cfg.batch);
+    let schedule = Schedule {
+        kind: cfg.schedule,
+        base_lr: cfg.lr,
+        warmup_steps: cfg.warmup_steps,
+        step_epochs: cfg.step_epochs,
+        gamma: cfg.gamma,
+        steps_per_epoch,
+        total_steps: steps_per_epoch * cfg.epochs,
     };
 
     for epoch in 1..=cfg.epochs {
         let order = epoch_order(n_train, cfg.seed, epoch);
         let bar = progress_bar(n_train, format!("epoch {epoch}/{}", cfg.epochs));
+        let first_step = (epoch - 1) * steps_per_epoch;
+        let lrs = schedule.lrs(first_step, steps_per_epoch);
+        let plan = EpochPlan {
+            order: &order,
+            lrs: &lrs,
+            first_step,
+        };
         let start = Instant::now();
-        let train_stats =
-            backend.train_epoch(&order, hyper, &mut |n| bar.set_position(n as u64))?;
+        let train_stats = backend.train_epoch(plan, &mut |n| bar.set_position(n as u64))?;
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
-        check_finite(&train_stats, epoch, cfg)?;
+        check_finite(
+            &train_stats,
+            epoch,
+            cfg,
+            lrs.iter().cloned().fold(0.0, f32::max),
+        )?;
 
         let bar = progress_bar(n_test, "evaluating".into());
         let test_stats = backend.evaluate(&mut |n| bar.set_position(n as u64))?;
@@ -231,21 +278,19 @@ pub fn train(
     backend.params()
 }
 
-fn check_finite(stats: &EpochStats, epoch: usize, cfg: &TrainConfig) -> Result<()> {
+fn check_finite(stats: &EpochStats, epoch: usize, cfg: &TrainConfig, lr: f32) -> Result<()> {
     if let Some(step) = stats.bad_step {
         bail!(
             "training diverged: the loss became NaN or infinite in epoch {epoch}, step {step} \
-             (images {}..{} of the epoch's order). Try a lower --lr (it is {}).",
+             (images {}..{} of the epoch's order). Try a lower --lr (the rate reached {lr}).",
             step * cfg.batch,
             (step + 1) * cfg.batch,
-            cfg.lr
         );
     }
     if !stats.loss_sum.is_finite() {
         bail!(
             "training diverged: the loss became NaN or infinite in epoch {epoch}. \
-             Try a lower --lr (it is {}).",
-            cfg.lr
+             Try a lower --lr (the rate reached {lr})."
         );
     }
     Ok(())

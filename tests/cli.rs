@@ -172,7 +172,37 @@ fn layers_must_fit_the_data() {
     assert_fails(
         &train_on(dir.path(), &["--layers", "784,64,9"]),
         1,
-        "must end at the number of classes 10",
+        "the model ends in 9 outputs but the data has 10 classes",
+    );
+}
+
+#[test]
+fn model_specs_are_checked_against_the_data() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    assert_fails(
+        &train_on(dir.path(), &["--model", "conv8k3,relu,lstm4,dense10"]),
+        1,
+        "--model: layer 2 (\"lstm4\"): unknown layer `lstm`",
+    );
+    assert_fails(
+        &train_on(dir.path(), &["--model", "conv4k5,pool2,conv4k5,pool2,conv4k5,dense10"]),
+        1,
+        "layer 4 (conv4k5) on input 4×4×4: the 5×5 kernel is larger than the 4×4 padded feature map",
+    );
+    let json = dir.path().join("model.json");
+    std::fs::write(
+        &json,
+        r#"{"layers": ["conv2k3", "relu", "pool2", "dense10"]}"#,
+    )
+    .unwrap();
+    let out = train_on(dir.path(), &["--model", json.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(&json, r#"{"layers": 3}"#).unwrap();
+    assert_fails(
+        &train_on(dir.path(), &["--model", json.to_str().unwrap()]),
+        1,
+        "model.json",
     );
 }
 

@@ -9,8 +9,9 @@
 mod common;
 
 use common::{random_vec, rng};
-use gpunet::cpu::{mlp, ops};
-use gpunet::graph::{Activation, Graph, ModelSpec};
+use gpunet::cpu::{conv, network, ops};
+use gpunet::graph::{Activation, Conv2d, Graph, MaxPool, Node, Shape};
+use gpunet::spec::ModelSpec;
 use rand::Rng;
 
 const H: f32 = 1e-2;
@@ -122,51 +123,194 @@ fn softmax_xent_is_stable_for_large_logits() {
 }
 
 #[test]
-fn whole_mlp_gradient_is_the_derivative_of_its_loss() {
-    for act in [Activation::Relu, Activation::Tanh, Activation::Sigmoid] {
-        let graph = Graph::new(&ModelSpec {
-            layers: vec![6, 5, 4, 3],
+fn conv2d_backward_is_the_derivative() {
+    let mut rng = rng(15);
+    for &(in_c, out_c, h, w, kernel, stride, padding, act) in &[
+        (1, 2, 5, 5, 3, 1, 1, Activation::Identity),
+        (3, 2, 6, 5, 3, 2, 0, Activation::Tanh),
+        (2, 3, 5, 6, 5, 2, 2, Activation::Sigmoid),
+    ] {
+        let c = Conv2d {
+            input: Shape { c: in_c, h, w },
+            output: Shape {
+                c: out_c,
+                h: (h + 2 * padding - kernel) / stride + 1,
+                w: (w + 2 * padding - kernel) / stride + 1,
+            },
+            kernel,
+            stride,
+            padding,
             activation: act,
-        });
-        let params = graph.init_params(13);
-        let mut rng = rng(14);
-        let rows = 4;
-        let x = random_vec(&mut rng, rows * 6, 1.0);
-        let labels: Vec<u32> = (0..rows).map(|_| rng.random_range(0..3)).collect();
-        let mut grads = vec![0.0; graph.param_len];
-        mlp::loss_and_grads(&graph, &params, &x, &labels, &mut grads);
-        let mean_loss = |p: &[f32]| {
-            let mut scratch = vec![0.0; graph.param_len];
-            mlp::loss_and_grads(&graph, p, &x, &labels, &mut scratch).0 / rows as f32
+            weight: 0,
+            bias: 1,
         };
-        // ReLU kinks: a parameter whose ±h changes which units are active is
-        // not differentiable there; skip the (rare) ones where the two
-        // one-sided differences disagree.
-        let mut probe = params.clone();
-        for info in &graph.params {
-            for i in info.range() {
-                probe[i] = params[i] + H;
-                let up = mean_loss(&probe);
-                probe[i] = params[i] - H;
-                let down = mean_loss(&probe);
-                probe[i] = params[i];
-                let mid = mean_loss(&probe);
-                let (right, left) = ((up - mid) / H, (mid - down) / H);
-                if act == Activation::Relu
-                    && (right - left).abs() > 0.05 * (right.abs() + left.abs()) + 1e-2
-                {
-                    continue;
-                }
-                let numeric = (up - down) / (2.0 * H);
-                let tol = 2e-3 + 2e-2 * numeric.abs();
-                assert!(
-                    (numeric - grads[i]).abs() <= tol,
-                    "{act:?} {}[{}]: analytic {} vs numeric {numeric}",
-                    info.name,
-                    i - info.offset,
-                    grads[i]
-                );
+        let batch = 2;
+        let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
+        let wts = random_vec(&mut rng, out_c * in_c * kernel * kernel, 0.5);
+        let b = random_vec(&mut rng, out_c, 0.5);
+        let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
+        let loss = |x: &[f32], w: &[f32], b: &[f32]| {
+            let mut y = vec![0.0; batch * c.output.len()];
+            conv::conv2d_forward(x, w, b, &mut y, batch, &c);
+            weighted_sum(&y, &dy)
+        };
+        let mut y = vec![0.0; batch * c.output.len()];
+        conv::conv2d_forward(&x, &wts, &b, &mut y, batch, &c);
+        let mut dz = dy.clone();
+        ops::activation_backward(act, &y, &mut dz);
+        let mut dx = vec![0.0; x.len()];
+        conv::conv2d_backward_input(&dz, &wts, &mut dx, batch, &c);
+        let mut dw = vec![0.0; wts.len()];
+        conv::conv2d_backward_weight(&dz, &x, &mut dw, batch, &c);
+        let mut db = vec![0.0; out_c];
+        conv::conv2d_backward_bias(&dz, &mut db, batch, &c);
+        let what = format!("conv k{kernel} s{stride} p{padding} {act:?}");
+        check_gradient(&format!("{what} dx"), &x, &dx, |x| loss(x, &wts, &b));
+        check_gradient(&format!("{what} dW"), &wts, &dw, |w| loss(&x, w, &b));
+        check_gradient(&format!("{what} db"), &b, &db, |b| loss(&x, &wts, b));
+    }
+}
+
+#[test]
+fn maxpool_backward_is_the_derivative() {
+    let mut rng = rng(16);
+    for &(h, w, size, stride) in &[(4, 4, 2, 2), (7, 6, 3, 2), (5, 5, 2, 1)] {
+        let pool = MaxPool {
+            input: Shape { c: 2, h, w },
+            output: Shape {
+                c: 2,
+                h: (h - size) / stride + 1,
+                w: (w - size) / stride + 1,
+            },
+            size,
+            stride,
+        };
+        // Distinct values spaced wider than 2h, so ±h never changes a winner.
+        let n = 2 * pool.input.len();
+        let mut x: Vec<f32> = (0..n).map(|i| i as f32 * 0.05).collect();
+        for i in (1..n).rev() {
+            x.swap(i, rng.random_range(0..=i));
+        }
+        let dy = random_vec(&mut rng, 2 * pool.output.len(), 1.0);
+        let loss = |x: &[f32]| {
+            let mut y = vec![0.0; dy.len()];
+            let mut argmax = vec![0; dy.len()];
+            conv::maxpool_forward(x, &mut y, &mut argmax, 2, &pool);
+            weighted_sum(&y, &dy)
+        };
+        let mut y = vec![0.0; dy.len()];
+        let mut argmax = vec![0; dy.len()];
+        conv::maxpool_forward(&x, &mut y, &mut argmax, 2, &pool);
+        let mut dx = vec![0.0; n];
+        conv::maxpool_backward(&dy, &argmax, &mut dx, 2, &pool);
+        check_gradient(&format!("pool{size}s{stride}"), &x, &dx, loss);
+    }
+}
+
+/// Which units are active: every ReLU output's sign and every max-pool's
+/// winners. Where a ±h probe changes this pattern the loss has a kink
+/// between the probes and central differences do not apply.
+fn active_pattern(graph: &Graph, fwd: &network::Forward) -> Vec<u32> {
+    let mut pattern = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate() {
+        match node {
+            Node::Dense(d) if d.activation == Activation::Relu => {}
+            Node::Conv(c) if c.activation == Activation::Relu => {}
+            Node::MaxPool(_) => {
+                pattern.extend_from_slice(&fwd.argmax[i]);
+                continue;
             }
+            _ => continue,
+        }
+        pattern.extend(fwd.outputs[i].iter().map(|&y| u32::from(y > 0.0)));
+    }
+    pattern
+}
+
+/// The gradient of the whole network's mean loss, every parameter and the
+/// input, against central differences, skipping the coordinates whose probes
+/// straddle a ReLU or max-pool kink (see `active_pattern`).
+fn check_network(spec: &str, input: Shape, seed: u64) {
+    let graph = Graph::new(&ModelSpec::parse(spec).unwrap(), input, 3).unwrap();
+    let params = graph.init_params(seed);
+    let mut rng = rng(seed);
+    let rows = 3;
+    let x = random_vec(&mut rng, rows * input.len(), 1.0);
+    let labels: Vec<u32> = (0..rows).map(|_| rng.random_range(0..3)).collect();
+    let mut grads = vec![0.0; graph.param_len];
+    let (_, _, fwd) = network::loss_and_grads(&graph, &params, &x, &labels, &mut grads);
+    let mut delta = vec![0.0; rows * 3];
+    ops::softmax_xent(fwd.logits(), &labels, &mut delta, rows, 3);
+    let mut scratch = vec![0.0; graph.param_len];
+    let dx = network::backward(&graph, &params, &x, &fwd, delta, &mut scratch, true).unwrap();
+    assert_eq!(
+        scratch, grads,
+        "backward with and without the input gradient agree"
+    );
+
+    // (mean loss, active pattern) at perturbed parameters or input.
+    let probe = |p: &[f32], x: &[f32]| {
+        let mut scratch = vec![0.0; graph.param_len];
+        let (loss, _, fwd) = network::loss_and_grads(&graph, p, x, &labels, &mut scratch);
+        (loss / rows as f32, active_pattern(&graph, &fwd))
+    };
+    let mut checked = 0;
+    let mut total = 0;
+    let mut check = |what: String, analytic: f32, f: &dyn Fn(f32) -> (f32, Vec<u32>)| {
+        total += 1;
+        let ((up, up_pattern), (down, down_pattern)) = (f(H), f(-H));
+        if up_pattern != down_pattern {
+            return;
+        }
+        checked += 1;
+        let numeric = (up - down) / (2.0 * H);
+        let tol = 2e-3 + 2e-2 * numeric.abs();
+        assert!(
+            (numeric - analytic).abs() <= tol,
+            "{spec}: {what}: analytic {analytic} vs numeric {numeric}"
+        );
+    };
+    for info in &graph.params {
+        for i in info.range() {
+            check(
+                format!("{}[{}]", info.name, i - info.offset),
+                grads[i],
+                &|d| {
+                    let mut p = params.clone();
+                    p[i] += d;
+                    probe(&p, &x)
+                },
+            );
         }
     }
+    for i in 0..x.len() {
+        check(format!("x[{i}]"), dx[i], &|d| {
+            let mut xs = x.clone();
+            xs[i] += d;
+            probe(&params, &xs)
+        });
+    }
+    // With h = 1e-2 about one ReLU-network coordinate in ten straddles a kink.
+    assert!(
+        checked * 4 >= total * 3,
+        "{spec}: only {checked} of {total} coordinates were away from kinks"
+    );
+}
+
+#[test]
+fn whole_mlp_gradient_is_the_derivative_of_its_loss() {
+    let input = Shape { c: 6, h: 1, w: 1 };
+    check_network("dense5,relu,dense4,relu,dense3", input, 13);
+    check_network("dense5,tanh,dense4,sigmoid,dense3", input, 14);
+}
+
+#[test]
+fn whole_cnn_gradient_is_the_derivative_of_its_loss() {
+    let input = Shape { c: 2, h: 8, w: 7 };
+    check_network(
+        "conv3k3p1,relu,pool2,conv4k3s2p1,tanh,dense5,relu,dense3",
+        input,
+        17,
+    );
+    check_network("conv2k5p2,sigmoid,pool3s2,dense3", input, 18);
 }

@@ -8,9 +8,12 @@
 mod common;
 
 use common::{assert_close, gpu, random_vec, rng};
-use gpunet::cpu::ops;
-use gpunet::gpu::{Binding, GpuContext, Kernels, MatmulForm, MatmulShape, SgdParams, StepSlots};
+use gpunet::backend::Optimizer;
+use gpunet::cpu::optim::{self, AdamConfig};
+use gpunet::cpu::{conv, ops};
+use gpunet::gpu::{Binding, GpuContext, Kernels, MatmulForm, MatmulShape, StepSlots};
 use gpunet::graph::Activation;
+use gpunet::graph::{Conv2d, MaxPool, Shape};
 use rand::Rng;
 
 const ACTIVATIONS: [Activation; 4] = [
@@ -190,7 +193,7 @@ fn softmax_xent_matches_reference_and_skips_padding_rows() {
             ops::softmax_xent(&logits, &labels, &mut want_grad, real, cols);
 
         let steps = StepSlots::new(&ctx, "steps", 1);
-        steps.write_epoch(&ctx, real, rows);
+        steps.write_epoch(&ctx, real, rows, 0, &[]);
         let logits_buf = ctx.storage_init("logits", &logits);
         let labels_buf = ctx.storage_init("labels", &labels);
         let grad_buf = ctx.storage_init("grad", &vec![f32::NAN; rows * cols]);
@@ -228,7 +231,7 @@ fn softmax_xent_records_the_first_non_finite_step() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     let steps = StepSlots::new(&ctx, "steps", 3);
-    steps.write_epoch(&ctx, 12, 4);
+    steps.write_epoch(&ctx, 12, 4, 0, &[]);
     let logits = [0.0, f32::INFINITY, 1.0, 2.0, 3.0, 4.0, 0.0, 0.0];
     let logits_buf = ctx.storage_init("logits", &logits);
     let labels_buf = ctx.storage_init("labels", &[0u32, 1, 0, 0]);
@@ -256,45 +259,301 @@ fn softmax_xent_records_the_first_non_finite_step() {
     assert_eq!(m[2], 2, "step 1 (stored +1) is the first bad one");
 }
 
+/// Runs `optimizer` on the GPU for `steps` steps (learning rates from the
+/// step slots, Adam's t from global_step) and on the CPU; compares the
+/// parameters and every state vector.
+fn check_optimizer(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    optimizer: Optimizer,
+    len: usize,
+    seed: u64,
+) {
+    let mut rng = rng(seed);
+    let mut params = random_vec(&mut rng, len, 1.0);
+    let grads = random_vec(&mut rng, len, 1.0);
+    // SGD starts from a random velocity; Adam from its real start (m = v = 0,
+    // t = 1, 2, 3), where the bias corrections 1 − βᵗ are most sensitive.
+    let mut state: Vec<Vec<f32>> = match optimizer {
+        Optimizer::Sgd { .. } => vec![random_vec(&mut rng, len, 1.0)],
+        Optimizer::Adam(_) => vec![vec![0.0; len]; 2],
+    };
+    let (first_step, lrs) = (0, [0.05f32, 0.02, 0.01]);
+
+    let steps = StepSlots::new(ctx, "steps", lrs.len());
+    steps.write_epoch(ctx, lrs.len(), 1, first_step, &lrs);
+    let p_buf = ctx.storage_init("p", &params);
+    let g_buf = ctx.storage_init("g", &grads);
+    let s_bufs: Vec<wgpu::Buffer> = state.iter().map(|v| ctx.storage_init("state", v)).collect();
+    let bindings: Vec<Binding> = s_bufs.iter().map(Binding::whole).collect();
+    let d = kernels.optimizer_update(
+        ctx,
+        &steps.buffer,
+        &optimizer,
+        len,
+        Binding::whole(&p_buf),
+        Binding::whole(&g_buf),
+        &bindings,
+    );
+    let mut encoder = ctx.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = encoder.begin_compute_pass(&Default::default());
+        for step in 0..lrs.len() {
+            d.record(&mut pass, step);
+        }
+    }
+    ctx.queue.submit([encoder.finish()]);
+
+    for (step, &lr) in lrs.iter().enumerate() {
+        match (&optimizer, state.as_mut_slice()) {
+            (
+                Optimizer::Sgd {
+                    momentum,
+                    weight_decay,
+                },
+                [v],
+            ) => optim::sgd_momentum(&mut params, &grads, v, lr, *momentum, *weight_decay),
+            (Optimizer::Adam(cfg), [m, v]) => optim::adam(
+                &mut params,
+                &grads,
+                m,
+                v,
+                lr,
+                (first_step + step + 1) as u32,
+                cfg,
+            ),
+            _ => unreachable!(),
+        }
+    }
+    // SGD is a few multiply-adds: 1e-6. Adam's update (of size ~lr) divides
+    // m̂ by √v̂ + ε, where 1 − β2ᵗ loses digits to cancellation and the GPU's
+    // pow is a few ulp off the CPU's repeated product: ~1e-4 relative, so
+    // 1e-5 absolute.
+    let atol = if optimizer.state_vectors() == 1 {
+        1e-6
+    } else {
+        1e-5
+    };
+    let what = format!("{optimizer:?}, {len} parameters");
+    assert_close(
+        &what,
+        &ctx.read(&p_buf, 0, len).unwrap(),
+        &params,
+        atol,
+        1e-5,
+    );
+    for (buf, want) in s_bufs.iter().zip(&state) {
+        assert_close(
+            &format!("{what} state"),
+            &ctx.read(buf, 0, len).unwrap(),
+            want,
+            atol,
+            1e-5,
+        );
+    }
+}
+
 #[test]
 fn sgd_momentum_matches_reference() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
-    let mut rng = rng(6);
     for len in [1, 100, 70_001] {
-        let params = random_vec(&mut rng, len, 1.0);
-        let grads = random_vec(&mut rng, len, 1.0);
-        let velocity = random_vec(&mut rng, len, 1.0);
-        let (lr, momentum, wd) = (0.05, 0.9, 1e-3);
-        let (mut want_p, mut want_v) = (params.clone(), velocity.clone());
-        ops::sgd_momentum(&mut want_p, &grads, &mut want_v, lr, momentum, wd);
-        let p_buf = ctx.storage_init("p", &params);
-        let g_buf = ctx.storage_init("g", &grads);
-        let v_buf = ctx.storage_init("v", &velocity);
-        let (d, _) = kernels.sgd_momentum(
-            &ctx,
-            SgdParams {
-                len: len as u32,
-                lr,
-                momentum,
-                weight_decay: wd,
+        let sgd = Optimizer::Sgd {
+            momentum: 0.9,
+            weight_decay: 1e-3,
+        };
+        check_optimizer(&ctx, &kernels, sgd, len, len as u64);
+    }
+}
+
+#[test]
+fn adam_and_adamw_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    for decoupled in [false, true] {
+        for len in [1, 257, 70_001] {
+            let adam = Optimizer::Adam(AdamConfig {
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                weight_decay: 0.01,
+                decoupled,
+            });
+            check_optimizer(&ctx, &kernels, adam, len, 7 + len as u64);
+        }
+    }
+}
+
+/// The convolution shapes the tests sweep: channels 1, 3, 5; odd sizes;
+/// strides 1 and 2; paddings 0, 1, 2; kernels 1, 3, 5.
+fn conv_cases() -> Vec<(usize, Conv2d)> {
+    let mut cases = Vec::new();
+    let acts = [Activation::Identity, Activation::Relu, Activation::Tanh];
+    let mut i = 0;
+    for &(in_c, out_c) in &[(1, 3), (3, 5), (5, 1)] {
+        for &(h, w) in &[(7, 7), (9, 6)] {
+            for &(kernel, stride, padding) in
+                &[(3, 1, 1), (3, 2, 0), (5, 2, 2), (1, 1, 0), (3, 1, 2)]
+            {
+                let oh = (h + 2 * padding - kernel) / stride + 1;
+                let ow = (w + 2 * padding - kernel) / stride + 1;
+                let batch = [1, 2, 3][i % 3];
+                cases.push((
+                    batch,
+                    Conv2d {
+                        input: Shape { c: in_c, h, w },
+                        output: Shape {
+                            c: out_c,
+                            h: oh,
+                            w: ow,
+                        },
+                        kernel,
+                        stride,
+                        padding,
+                        activation: acts[i % 3],
+                        weight: 0,
+                        bias: 1,
+                    },
+                ));
+                i += 1;
+            }
+        }
+    }
+    cases
+}
+
+#[test]
+fn conv2d_forward_and_backward_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(20);
+    for (batch, c) in conv_cases() {
+        let what = format!(
+            "batch {batch}, {}→{}, k{} s{} p{}, {:?}",
+            c.input, c.output, c.kernel, c.stride, c.padding, c.activation
+        );
+        let n_w = c.output.c * c.input.c * c.kernel * c.kernel;
+        let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
+        let w = random_vec(&mut rng, n_w, 1.0);
+        let b = random_vec(&mut rng, c.output.c, 1.0);
+        let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
+        let (xb, wb, bb, dyb) = (
+            ctx.storage_init("x", &x),
+            ctx.storage_init("w", &w),
+            ctx.storage_init("b", &b),
+            ctx.storage_init("dy", &dy),
+        );
+        let yb = ctx.storage_zeroed("y", batch * c.output.len());
+        let dxb = ctx.storage_zeroed("dx", batch * c.input.len());
+        let dwb = ctx.storage_zeroed("dw", n_w);
+        let dbb = ctx.storage_zeroed("db", c.output.c);
+        let all = |buf| Binding::whole(buf);
+        ctx.run(&[
+            kernels.conv2d_forward(&ctx, &c, batch, all(&xb), all(&wb), all(&bb), all(&yb)),
+            kernels.conv2d_backward_input(&ctx, &c, batch, all(&dyb), all(&wb), all(&dxb)),
+            kernels.conv2d_backward_weight(&ctx, &c, batch, all(&dyb), all(&xb), all(&dwb)),
+            kernels.conv2d_backward_bias(&ctx, &c, batch, all(&dyb), all(&dbb)),
+        ]);
+        let mut y = vec![0.0; batch * c.output.len()];
+        conv::conv2d_forward(&x, &w, &b, &mut y, batch, &c);
+        let mut dx = vec![0.0; batch * c.input.len()];
+        conv::conv2d_backward_input(&dy, &w, &mut dx, batch, &c);
+        let mut dw = vec![0.0; n_w];
+        conv::conv2d_backward_weight(&dy, &x, &mut dw, batch, &c);
+        let mut db = vec![0.0; c.output.c];
+        conv::conv2d_backward_bias(&dy, &mut db, batch, &c);
+        // Sums of up to in_c·k² (forward), out_c·k² (dx) or batch·oh·ow (dW) products.
+        let tol = |terms: usize| 1e-5 * (terms as f32 + 1.0);
+        let read = |buf, len| ctx.read::<f32>(buf, 0, len).unwrap();
+        let k2 = c.kernel * c.kernel;
+        assert_close(
+            &format!("{what}: y"),
+            &read(&yb, y.len()),
+            &y,
+            tol(c.input.c * k2),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what}: dx"),
+            &read(&dxb, dx.len()),
+            &dx,
+            tol(c.output.c * k2),
+            1e-5,
+        );
+        let per_weight = batch * c.output.h * c.output.w;
+        assert_close(
+            &format!("{what}: dW"),
+            &read(&dwb, n_w),
+            &dw,
+            tol(per_weight),
+            1e-5,
+        );
+        assert_close(
+            &format!("{what}: db"),
+            &read(&dbb, db.len()),
+            &db,
+            tol(per_weight),
+            1e-5,
+        );
+    }
+}
+
+#[test]
+fn maxpool_forward_and_backward_match_reference() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(21);
+    // Non-overlapping, overlapping (size 3 stride 2) and edge-dropping windows.
+    for &(batch, ch, h, w, size, stride) in &[
+        (1, 1, 4, 4, 2, 2),
+        (2, 3, 7, 5, 2, 2),
+        (3, 5, 9, 9, 3, 2),
+        (1, 2, 6, 7, 3, 1),
+        (2, 1, 5, 5, 5, 5),
+    ] {
+        let pool = MaxPool {
+            input: Shape { c: ch, h, w },
+            output: Shape {
+                c: ch,
+                h: (h - size) / stride + 1,
+                w: (w - size) / stride + 1,
             },
-            Binding::whole(&p_buf),
-            Binding::whole(&g_buf),
-            Binding::whole(&v_buf),
-        );
-        ctx.run(&[d]);
+            size,
+            stride,
+        };
+        let what = format!("batch {batch}, {} pool{size}s{stride}", pool.input);
+        let x = random_vec(&mut rng, batch * pool.input.len(), 1.0);
+        let dy = random_vec(&mut rng, batch * pool.output.len(), 1.0);
+        let (xb, dyb) = (ctx.storage_init("x", &x), ctx.storage_init("dy", &dy));
+        let yb = ctx.storage_zeroed("y", dy.len());
+        let argb = ctx.storage_zeroed("argmax", dy.len());
+        let dxb = ctx.storage_zeroed("dx", x.len());
+        let all = |buf| Binding::whole(buf);
+        ctx.run(&[
+            kernels.maxpool_forward(&ctx, &pool, batch, all(&xb), all(&yb), all(&argb)),
+            kernels.maxpool_backward(&ctx, &pool, batch, all(&dyb), all(&argb), all(&dxb)),
+        ]);
+        let mut y = vec![0.0; dy.len()];
+        let mut argmax = vec![0u32; dy.len()];
+        conv::maxpool_forward(&x, &mut y, &mut argmax, batch, &pool);
+        let mut dx = vec![0.0; x.len()];
+        conv::maxpool_backward(&dy, &argmax, &mut dx, batch, &pool);
         assert_close(
-            "params",
-            &ctx.read(&p_buf, 0, len).unwrap(),
-            &want_p,
-            1e-6,
-            1e-6,
+            &format!("{what}: y"),
+            &ctx.read(&yb, 0, y.len()).unwrap(),
+            &y,
+            0.0,
+            0.0,
+        );
+        assert_eq!(
+            ctx.read::<u32>(&argb, 0, y.len()).unwrap(),
+            argmax,
+            "{what}: argmax"
         );
         assert_close(
-            "velocity",
-            &ctx.read(&v_buf, 0, len).unwrap(),
-            &want_v,
+            &format!("{what}: dx"),
+            &ctx.read(&dxb, 0, dx.len()).unwrap(),
+            &dx,
             1e-6,
             1e-6,
         );
@@ -317,7 +576,7 @@ fn gather_matches_reference_and_zero_pads() {
     let labels32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
 
     let steps = StepSlots::new(&ctx, "steps", 3);
-    steps.write_epoch(&ctx, n, rows);
+    steps.write_epoch(&ctx, n, rows, 0, &[]);
     let images_buf = ctx.storage_init("images", &packed);
     let labels_buf = ctx.storage_init("labels", &labels32);
     let order_buf = ctx.storage_init("order", &order);

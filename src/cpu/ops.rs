@@ -130,22 +130,6 @@ pub fn argmax(z: &[f32]) -> (usize, f32) {
     best
 }
 
-/// SGD with momentum, PyTorch's form: g = grad + wd·θ; v ← μ·v + g; θ ← θ − lr·v.
-pub fn sgd_momentum(
-    params: &mut [f32],
-    grads: &[f32],
-    velocity: &mut [f32],
-    lr: f32,
-    momentum: f32,
-    weight_decay: f32,
-) {
-    for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity.iter_mut()) {
-        let g = g + weight_decay * *p;
-        *v = momentum * *v + g;
-        *p -= lr * *v;
-    }
-}
-
 /// batch_x (indices.len(), input_size) = images[indices] / 255, and their labels.
 pub fn gather(
     images: &[u8],

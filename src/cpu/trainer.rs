@@ -1,25 +1,28 @@
 //! `--device cpu`: the training step composed from the reference ops.
 
-use super::{mlp, ops};
-use crate::backend::{Backend, EpochStats, Hyper, Progress};
+use super::{network, ops, optim};
+use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress};
 use crate::data::Dataset;
 use crate::graph::Graph;
-use anyhow::Result;
+use anyhow::{ensure, Result};
 
 pub struct CpuTrainer {
     graph: Graph,
     batch: usize,
+    optimizer: Optimizer,
     train: Dataset,
     test: Dataset,
     params: Vec<f32>,
     grads: Vec<f32>,
-    velocity: Vec<f32>,
+    /// Velocity (SGD) or the first and second moments (Adam).
+    state: Vec<Vec<f32>>,
 }
 
 impl CpuTrainer {
     pub fn new(
         graph: &Graph,
         batch: usize,
+        optimizer: Optimizer,
         params: Vec<f32>,
         train: Dataset,
         test: Dataset,
@@ -27,10 +30,11 @@ impl CpuTrainer {
         CpuTrainer {
             graph: graph.clone(),
             batch,
+            optimizer,
             train,
             test,
             grads: vec![0.0; params.len()],
-            velocity: vec![0.0; params.len()],
+            state: vec![vec![0.0; params.len()]; optimizer.state_vectors()],
             params,
         }
     }
@@ -49,6 +53,35 @@ impl CpuTrainer {
         );
         (x, labels)
     }
+
+    fn update(&mut self, lr: f32, step: usize) {
+        match (&self.optimizer, self.state.as_mut_slice()) {
+            (
+                Optimizer::Sgd {
+                    momentum,
+                    weight_decay,
+                },
+                [velocity],
+            ) => optim::sgd_momentum(
+                &mut self.params,
+                &self.grads,
+                velocity,
+                lr,
+                *momentum,
+                *weight_decay,
+            ),
+            (Optimizer::Adam(cfg), [m, v]) => optim::adam(
+                &mut self.params,
+                &self.grads,
+                m,
+                v,
+                lr,
+                step as u32 + 1,
+                cfg,
+            ),
+            _ => unreachable!("optimizer state sized by Optimizer::state_vectors"),
+        }
+    }
 }
 
 impl Backend for CpuTrainer {
@@ -60,17 +93,14 @@ impl Backend for CpuTrainer {
         "CPU reference (one thread)".into()
     }
 
-    fn train_epoch(
-        &mut self,
-        order: &[u32],
-        hyper: Hyper,
-        progress: Progress,
-    ) -> Result<EpochStats> {
+    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats> {
+        let steps = plan.order.len().div_ceil(self.batch);
+        ensure!(plan.lrs.len() == steps, "one learning rate per step");
         let mut stats = EpochStats::default();
-        for (step, indices) in order.chunks(self.batch).enumerate() {
+        for (step, indices) in plan.order.chunks(self.batch).enumerate() {
             let (x, labels) = self.batch_of(&self.train, indices);
             let (loss, correct, _) =
-                mlp::loss_and_grads(&self.graph, &self.params, &x, &labels, &mut self.grads);
+                network::loss_and_grads(&self.graph, &self.params, &x, &labels, &mut self.grads);
             stats.loss_sum += f64::from(loss);
             stats.correct += u64::from(correct);
             stats.count += indices.len() as u64;
@@ -80,14 +110,7 @@ impl Backend for CpuTrainer {
                 stats.bad_step = Some(step);
                 break;
             }
-            ops::sgd_momentum(
-                &mut self.params,
-                &self.grads,
-                &mut self.velocity,
-                hyper.lr,
-                hyper.momentum,
-                hyper.weight_decay,
-            );
+            self.update(plan.lrs[step], plan.first_step + step);
             progress(stats.count as usize);
         }
         Ok(stats)
@@ -99,7 +122,7 @@ impl Backend for CpuTrainer {
         let classes = self.graph.classes();
         for indices in all.chunks(self.batch) {
             let (x, labels) = self.batch_of(&self.test, indices);
-            let fwd = mlp::forward(&self.graph, &self.params, &x, indices.len());
+            let fwd = network::forward(&self.graph, &self.params, &x, indices.len());
             let mut grad = vec![0.0; indices.len() * classes];
             let (loss, correct) =
                 ops::softmax_xent(fwd.logits(), &labels, &mut grad, indices.len(), classes);

@@ -193,12 +193,14 @@ impl Dispatch {
 
 /// Mirrors `StepInfo` in common.wgsl.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, bytemuck::Pod, bytemuck::Zeroable)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, bytemuck::Pod, bytemuck::Zeroable)]
 pub struct StepInfo {
     pub batch_start: u32,
     pub batch_len: u32,
     pub step: u32,
-    pub _pad: u32,
+    pub global_step: u32,
+    pub lr: f32,
+    pub _pad: [u32; 3],
 }
 
 const STEP_INFO_BYTES: u64 = std::mem::size_of::<StepInfo>() as u64;
@@ -222,10 +224,23 @@ impl StepSlots {
         StepSlots { buffer, capacity }
     }
 
-    /// Writes the slots for an epoch of `total` examples in batches of `batch`.
-    pub fn write_epoch(&self, ctx: &GpuContext, total: usize, batch: usize) {
+    /// Writes the slots for an epoch of `total` examples in batches of
+    /// `batch`, whose steps are numbered from `first_step` in the whole run
+    /// and use the learning rates `lrs` (one per step; empty for evaluation).
+    pub fn write_epoch(
+        &self,
+        ctx: &GpuContext,
+        total: usize,
+        batch: usize,
+        first_step: usize,
+        lrs: &[f32],
+    ) {
         let steps = total.div_ceil(batch);
         assert!(steps <= self.capacity, "more steps than step slots");
+        assert!(
+            lrs.is_empty() || lrs.len() == steps,
+            "one learning rate per step"
+        );
         let words_per_slot = (STEP_SLOT_BYTES / 4) as usize;
         let mut words = vec![0u32; steps.max(1) * words_per_slot];
         for step in 0..steps {
@@ -234,9 +249,11 @@ impl StepSlots {
                 batch_start: start as u32,
                 batch_len: (total - start).min(batch) as u32,
                 step: step as u32,
-                _pad: 0,
+                global_step: (first_step + step) as u32,
+                lr: lrs.get(step).copied().unwrap_or(0.0),
+                _pad: [0; 3],
             };
-            words[step * words_per_slot..][..4].copy_from_slice(bytemuck::cast_slice(&[info]));
+            words[step * words_per_slot..][..8].copy_from_slice(bytemuck::cast_slice(&[info]));
         }
         ctx.queue
             .write_buffer(&self.buffer, 0, bytemuck::cast_slice(&words));

@@ -4,7 +4,8 @@
 use super::kernel::{elementwise_groups, Binding, Dispatch};
 use super::shaders::Kernels;
 use super::GpuContext;
-use crate::graph::Activation;
+use crate::backend::Optimizer;
+use crate::graph::{Activation, Conv2d, MaxPool};
 
 /// Which operands of C = op(A)·op(B) are transposed (see matmul.wgsl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,14 +51,76 @@ struct RowsCols {
     _pad: [u32; 2],
 }
 
-/// Mirrors `SgdParams` in optim.wgsl.
 #[repr(C)]
-#[derive(Debug, Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
-pub struct SgdParams {
-    pub len: u32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub weight_decay: f32,
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct SgdParams {
+    len: u32,
+    momentum: f32,
+    weight_decay: f32,
+    _pad: u32,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct AdamParams {
+    len: u32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    weight_decay: f32,
+    decoupled: u32,
+    _pad: [u32; 2],
+}
+
+/// Mirrors `ConvParams` in conv2d.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ConvParams {
+    batch: u32,
+    in_c: u32,
+    in_h: u32,
+    in_w: u32,
+    out_c: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel: u32,
+    stride: u32,
+    padding: u32,
+    act: u32,
+    _pad: u32,
+}
+
+impl ConvParams {
+    fn new(conv: &Conv2d, batch: usize) -> ConvParams {
+        ConvParams {
+            batch: batch as u32,
+            in_c: conv.input.c as u32,
+            in_h: conv.input.h as u32,
+            in_w: conv.input.w as u32,
+            out_c: conv.output.c as u32,
+            out_h: conv.output.h as u32,
+            out_w: conv.output.w as u32,
+            kernel: conv.kernel as u32,
+            stride: conv.stride as u32,
+            padding: conv.padding as u32,
+            act: conv.activation.code(),
+            _pad: 0,
+        }
+    }
+}
+
+/// Mirrors `PoolParams` in pool.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct PoolParams {
+    batch: u32,
+    channels: u32,
+    in_h: u32,
+    in_w: u32,
+    out_h: u32,
+    out_w: u32,
+    size: u32,
+    stride: u32,
 }
 
 /// Mirrors `GatherParams` in gather.wgsl.
@@ -184,23 +247,202 @@ impl Kernels {
         )
     }
 
-    /// One SGD-with-momentum update of `len` parameters. The returned uniform
-    /// holds the hyper-parameters; rewrite it to change them.
-    pub fn sgd_momentum(
+    /// One optimiser update of `len` parameters; the learning rate and step
+    /// number come from the step slot. `state` is the velocity (SGD) or the
+    /// first and second moments (Adam).
+    #[allow(clippy::too_many_arguments)]
+    pub fn optimizer_update(
         &self,
         ctx: &GpuContext,
-        hyper: SgdParams,
+        steps: &wgpu::Buffer,
+        optimizer: &Optimizer,
+        len: usize,
         params: Binding,
         grads: Binding,
-        velocity: Binding,
-    ) -> (Dispatch, wgpu::Buffer) {
-        let uniform = ctx.uniform("sgd params", &hyper);
-        let dispatch = self.sgd_momentum.dispatch(
+        state: &[Binding],
+    ) -> Dispatch {
+        let groups = elementwise_groups(len);
+        match (optimizer, state) {
+            (
+                Optimizer::Sgd {
+                    momentum,
+                    weight_decay,
+                },
+                [velocity],
+            ) => {
+                let uniform = ctx.uniform(
+                    "sgd params",
+                    &SgdParams {
+                        len: len as u32,
+                        momentum: *momentum,
+                        weight_decay: *weight_decay,
+                        _pad: 0,
+                    },
+                );
+                self.sgd_momentum.dispatch(
+                    ctx,
+                    &[
+                        Binding::step(steps),
+                        Binding::whole(&uniform),
+                        params,
+                        grads,
+                        *velocity,
+                    ],
+                    groups,
+                )
+            }
+            (Optimizer::Adam(cfg), [m, v]) => {
+                let uniform = ctx.uniform(
+                    "adam params",
+                    &AdamParams {
+                        len: len as u32,
+                        beta1: cfg.beta1,
+                        beta2: cfg.beta2,
+                        eps: cfg.eps,
+                        weight_decay: cfg.weight_decay,
+                        decoupled: u32::from(cfg.decoupled),
+                        _pad: [0; 2],
+                    },
+                );
+                self.adam.dispatch(
+                    ctx,
+                    &[
+                        Binding::step(steps),
+                        Binding::whole(&uniform),
+                        params,
+                        grads,
+                        *m,
+                        *v,
+                    ],
+                    groups,
+                )
+            }
+            _ => panic!("optimizer_update: wrong number of state vectors"),
+        }
+    }
+
+    /// y = act(conv(x, W) + b) over a batch.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward(
+        &self,
+        ctx: &GpuContext,
+        conv: &Conv2d,
+        batch: usize,
+        x: Binding,
+        w: Binding,
+        b: Binding,
+        y: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
+        self.conv2d_forward.dispatch(
             ctx,
-            &[Binding::whole(&uniform), params, grads, velocity],
-            elementwise_groups(hyper.len as usize),
-        );
-        (dispatch, uniform)
+            &[Binding::whole(&uniform), x, w, b, y],
+            elementwise_groups(batch * conv.output.len()),
+        )
+    }
+
+    /// dx from dy (already through the activation's derivative) and W.
+    pub fn conv2d_backward_input(
+        &self,
+        ctx: &GpuContext,
+        conv: &Conv2d,
+        batch: usize,
+        dy: Binding,
+        w: Binding,
+        dx: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
+        self.conv2d_backward_input.dispatch(
+            ctx,
+            &[Binding::whole(&uniform), dy, w, dx],
+            elementwise_groups(batch * conv.input.len()),
+        )
+    }
+
+    /// dW from dy and x: one workgroup per weight.
+    pub fn conv2d_backward_weight(
+        &self,
+        ctx: &GpuContext,
+        conv: &Conv2d,
+        batch: usize,
+        dy: Binding,
+        x: Binding,
+        dw: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
+        let weights = conv.output.c * conv.input.c * conv.kernel * conv.kernel;
+        let x_groups = weights.min(65535);
+        self.conv2d_backward_weight.dispatch(
+            ctx,
+            &[Binding::whole(&uniform), dy, x, dw],
+            [x_groups as u32, weights.div_ceil(x_groups) as u32, 1],
+        )
+    }
+
+    /// db from dy: one workgroup per output channel.
+    pub fn conv2d_backward_bias(
+        &self,
+        ctx: &GpuContext,
+        conv: &Conv2d,
+        batch: usize,
+        dy: Binding,
+        db: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
+        self.conv2d_backward_bias.dispatch(
+            ctx,
+            &[Binding::whole(&uniform), dy, db],
+            [conv.output.c as u32, 1, 1],
+        )
+    }
+
+    fn pool_params(pool: &MaxPool, batch: usize) -> PoolParams {
+        PoolParams {
+            batch: batch as u32,
+            channels: pool.input.c as u32,
+            in_h: pool.input.h as u32,
+            in_w: pool.input.w as u32,
+            out_h: pool.output.h as u32,
+            out_w: pool.output.w as u32,
+            size: pool.size as u32,
+            stride: pool.stride as u32,
+        }
+    }
+
+    /// y and argmax of max-pooling x.
+    pub fn maxpool_forward(
+        &self,
+        ctx: &GpuContext,
+        pool: &MaxPool,
+        batch: usize,
+        x: Binding,
+        y: Binding,
+        argmax: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("pool params", &Self::pool_params(pool, batch));
+        self.maxpool_forward.dispatch(
+            ctx,
+            &[Binding::whole(&uniform), x, y, argmax],
+            elementwise_groups(batch * pool.output.len()),
+        )
+    }
+
+    /// dx from dy through the recorded winners.
+    pub fn maxpool_backward(
+        &self,
+        ctx: &GpuContext,
+        pool: &MaxPool,
+        batch: usize,
+        dy: Binding,
+        argmax: Binding,
+        dx: Binding,
+    ) -> Dispatch {
+        let uniform = ctx.uniform("pool params", &Self::pool_params(pool, batch));
+        self.maxpool_backward.dispatch(
+            ctx,
+            &[Binding::whole(&uniform), dy, argmax, dx],
+            elementwise_groups(batch * pool.input.len()),
+        )
     }
 
     /// Gathers a batch of `rows` images of `input_size` pixels by the order.

@@ -14,6 +14,8 @@ pub fn source(file: &str) -> String {
         "softmax_xent" => include_str!("../../shaders/softmax_xent.wgsl"),
         "optim" => include_str!("../../shaders/optim.wgsl"),
         "gather" => include_str!("../../shaders/gather.wgsl"),
+        "conv2d" => include_str!("../../shaders/conv2d.wgsl"),
+        "pool" => include_str!("../../shaders/pool.wgsl"),
         other => panic!("no shader file named {other}"),
     };
     format!("{COMMON}\n{body}")
@@ -36,7 +38,14 @@ pub struct Kernels {
     pub bias_grad: Kernel,
     pub softmax_xent: Kernel,
     pub sgd_momentum: Kernel,
+    pub adam: Kernel,
     pub gather: Kernel,
+    pub conv2d_forward: Kernel,
+    pub conv2d_backward_input: Kernel,
+    pub conv2d_backward_weight: Kernel,
+    pub conv2d_backward_bias: Kernel,
+    pub maxpool_forward: Kernel,
+    pub maxpool_backward: Kernel,
     /// Bound where a kernel's optional input is absent (e.g. no bias).
     pub(super) placeholder: wgpu::Buffer,
 }
@@ -50,6 +59,8 @@ impl Kernels {
         let xent = module(ctx, "softmax_xent");
         let optim = module(ctx, "optim");
         let gather = module(ctx, "gather");
+        let conv = module(ctx, "conv2d");
+        let pool = module(ctx, "pool");
         Kernels {
             matmul_nn: Kernel::new(ctx, &matmul, "matmul_nn", &matmul_slots),
             matmul_tn: Kernel::new(ctx, &matmul, "matmul_tn", &matmul_slots),
@@ -71,7 +82,49 @@ impl Kernels {
                 ctx,
                 &optim,
                 "sgd_momentum",
-                &[Uniform, ReadWrite, Read, ReadWrite],
+                &[Step, Uniform, ReadWrite, Read, ReadWrite],
+            ),
+            adam: Kernel::new(
+                ctx,
+                &optim,
+                "adam",
+                &[Step, Uniform, ReadWrite, Read, ReadWrite, ReadWrite],
+            ),
+            conv2d_forward: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_forward",
+                &[Uniform, Read, Read, Read, ReadWrite],
+            ),
+            conv2d_backward_input: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_backward_input",
+                &[Uniform, Read, Read, ReadWrite],
+            ),
+            conv2d_backward_weight: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_backward_weight",
+                &[Uniform, Read, Read, ReadWrite],
+            ),
+            conv2d_backward_bias: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_backward_bias",
+                &[Uniform, Read, ReadWrite],
+            ),
+            maxpool_forward: Kernel::new(
+                ctx,
+                &pool,
+                "maxpool_forward",
+                &[Uniform, Read, ReadWrite, ReadWrite],
+            ),
+            maxpool_backward: Kernel::new(
+                ctx,
+                &pool,
+                "maxpool_backward",
+                &[Uniform, Read, Read, ReadWrite],
             ),
             gather: Kernel::new(
                 ctx,

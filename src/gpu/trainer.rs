@@ -1,14 +1,15 @@
 //! `--device gpu`: the graph planned on the GPU. Everything is created here,
-//! once: the resident datasets, every activation, gradient and parameter
-//! buffer, every pipeline's bind group. An epoch then only writes the
-//! order, records steps (several per submit) and reads the metrics once.
+//! once: the resident datasets, every activation, gradient, parameter and
+//! optimiser-state buffer, every pipeline's bind group. An epoch then only
+//! writes the order and the step slots, records steps (several per submit)
+//! and reads the metrics once.
 
 use super::kernel::{Binding, Dispatch, StepSlots};
-use super::launch::{MatmulForm, MatmulShape, SgdParams, METRICS_WORDS};
+use super::launch::{MatmulForm, MatmulShape, METRICS_WORDS};
 use super::{GpuContext, Kernels};
-use crate::backend::{Backend, EpochStats, Hyper, Progress};
+use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress};
 use crate::data::Dataset;
-use crate::graph::{Activation, Graph};
+use crate::graph::{Activation, Graph, Node};
 use anyhow::{ensure, Result};
 
 /// Steps recorded into one command buffer before it is submitted.
@@ -36,7 +37,7 @@ impl ResidentSplit {
         let labels: Vec<u32> = data.labels.iter().map(|&l| u32::from(l)).collect();
         let identity: Vec<u32> = (0..data.len() as u32).collect();
         let steps = StepSlots::new(ctx, name, data.len().div_ceil(batch));
-        steps.write_epoch(ctx, data.len(), batch);
+        steps.write_epoch(ctx, data.len(), batch, 0, &[]);
         ResidentSplit {
             len: data.len(),
             images: ctx.storage_init(&format!("{name} images"), &packed),
@@ -52,6 +53,57 @@ impl ResidentSplit {
     }
 }
 
+/// Per-node activation buffers of one batch.
+struct Activations {
+    x: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    /// outputs[i]: node i's output; deltas[i]: the loss gradient with
+    /// respect to it (then, in place, to its pre-activation).
+    outputs: Vec<wgpu::Buffer>,
+    deltas: Vec<wgpu::Buffer>,
+    /// The winners of each max-pool node (a placeholder elsewhere).
+    argmax: Vec<wgpu::Buffer>,
+}
+
+impl Activations {
+    fn new(ctx: &GpuContext, graph: &Graph, batch: usize) -> Activations {
+        let per_node = |prefix: &str| -> Vec<wgpu::Buffer> {
+            graph
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| ctx.storage_zeroed(&format!("{prefix}{i}"), batch * n.output_len()))
+                .collect()
+        };
+        Activations {
+            x: ctx.storage_zeroed("batch x", batch * graph.input_size()),
+            labels: ctx.storage_zeroed("batch labels", batch),
+            outputs: per_node("y"),
+            deltas: per_node("dy"),
+            argmax: graph
+                .nodes
+                .iter()
+                .enumerate()
+                .map(|(i, n)| match n {
+                    Node::MaxPool(_) => {
+                        ctx.storage_zeroed(&format!("argmax{i}"), batch * n.output_len())
+                    }
+                    _ => ctx.storage_zeroed("unused argmax", 1),
+                })
+                .collect(),
+        }
+    }
+
+    /// Node i's input: the batch or the previous node's output.
+    fn input(&self, i: usize) -> &wgpu::Buffer {
+        if i == 0 {
+            &self.x
+        } else {
+            &self.outputs[i - 1]
+        }
+    }
+}
+
 pub struct GpuTrainer {
     ctx: GpuContext,
     batch: usize,
@@ -59,9 +111,188 @@ pub struct GpuTrainer {
     params: wgpu::Buffer,
     train: ResidentSplit,
     test: ResidentSplit,
-    sgd_uniform: wgpu::Buffer,
     train_step: Vec<Dispatch>,
     eval_step: Vec<Dispatch>,
+}
+
+/// Records the forward pass of every node, then the loss.
+fn forward_dispatches(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    graph: &Graph,
+    batch: usize,
+    params: &wgpu::Buffer,
+    acts: &Activations,
+    split: &ResidentSplit,
+) -> Vec<Dispatch> {
+    let param = |idx: usize| {
+        let info = &graph.params[idx];
+        Binding::range(params, info.offset, info.len())
+    };
+    let mut list = vec![kernels.gather(
+        ctx,
+        &split.steps.buffer,
+        graph.input_size(),
+        batch,
+        Binding::whole(&split.images),
+        Binding::whole(&split.labels),
+        Binding::whole(&split.order),
+        Binding::whole(&acts.x),
+        Binding::whole(&acts.labels),
+    )];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        let input = Binding::whole(acts.input(i));
+        let output = Binding::whole(&acts.outputs[i]);
+        list.push(match node {
+            Node::Dense(d) => kernels.matmul(
+                ctx,
+                MatmulForm::NT,
+                MatmulShape {
+                    m: batch,
+                    n: d.outputs,
+                    k: d.inputs,
+                },
+                input,
+                param(d.weight),
+                Some(param(d.bias)),
+                d.activation,
+                output,
+            ),
+            Node::Conv(c) => {
+                kernels.conv2d_forward(ctx, c, batch, input, param(c.weight), param(c.bias), output)
+            }
+            Node::MaxPool(p) => kernels.maxpool_forward(
+                ctx,
+                p,
+                batch,
+                input,
+                output,
+                Binding::whole(&acts.argmax[i]),
+            ),
+        });
+    }
+    let last = graph.nodes.len() - 1;
+    list.push(kernels.softmax_xent(
+        ctx,
+        &split.steps.buffer,
+        batch,
+        graph.classes(),
+        Binding::whole(&acts.outputs[last]),
+        Binding::whole(&acts.labels),
+        Binding::whole(&acts.deltas[last]),
+        Binding::whole(&split.metrics),
+    ));
+    list
+}
+
+/// Records the backward pass of every node, last to first, writing every
+/// parameter gradient into `grads`.
+fn backward_dispatches(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    graph: &Graph,
+    batch: usize,
+    params: &wgpu::Buffer,
+    grads: &wgpu::Buffer,
+    acts: &Activations,
+) -> Vec<Dispatch> {
+    let range = |buf, idx: usize| {
+        let info = &graph.params[idx];
+        Binding::range(buf, info.offset, info.len())
+    };
+    let mut list = Vec::new();
+    for (i, node) in graph.nodes.iter().enumerate().rev() {
+        let input = Binding::whole(acts.input(i));
+        let delta = Binding::whole(&acts.deltas[i]);
+        let activation = match node {
+            Node::Dense(d) => d.activation,
+            Node::Conv(c) => c.activation,
+            Node::MaxPool(_) => Activation::Identity,
+        };
+        if activation != Activation::Identity {
+            // dz = dy ⊙ f'(y), in place
+            list.push(kernels.activation_backward(
+                ctx,
+                activation,
+                batch * node.output_len(),
+                Binding::whole(&acts.outputs[i]),
+                delta,
+            ));
+        }
+        let dx = (i > 0).then(|| Binding::whole(&acts.deltas[i - 1]));
+        match node {
+            Node::Dense(d) => {
+                // dW (out,in) = dzᵀ · x
+                list.push(kernels.matmul(
+                    ctx,
+                    MatmulForm::TN,
+                    MatmulShape {
+                        m: d.outputs,
+                        n: d.inputs,
+                        k: batch,
+                    },
+                    delta,
+                    input,
+                    None,
+                    Activation::Identity,
+                    range(grads, d.weight),
+                ));
+                // db = Σ_rows dz
+                list.push(kernels.bias_grad(ctx, batch, d.outputs, delta, range(grads, d.bias)));
+                // dx (batch,in) = dz · W
+                if let Some(dx) = dx {
+                    list.push(kernels.matmul(
+                        ctx,
+                        MatmulForm::NN,
+                        MatmulShape {
+                            m: batch,
+                            n: d.inputs,
+                            k: d.outputs,
+                        },
+                        delta,
+                        range(params, d.weight),
+                        None,
+                        Activation::Identity,
+                        dx,
+                    ));
+                }
+            }
+            Node::Conv(c) => {
+                list.push(kernels.conv2d_backward_weight(
+                    ctx,
+                    c,
+                    batch,
+                    delta,
+                    input,
+                    range(grads, c.weight),
+                ));
+                list.push(kernels.conv2d_backward_bias(ctx, c, batch, delta, range(grads, c.bias)));
+                if let Some(dx) = dx {
+                    list.push(kernels.conv2d_backward_input(
+                        ctx,
+                        c,
+                        batch,
+                        delta,
+                        range(params, c.weight),
+                        dx,
+                    ));
+                }
+            }
+            Node::MaxPool(p) => {
+                if let Some(dx) = dx {
+                    list.push(kernels.maxpool_backward(
+                        ctx,
+                        p,
+                        batch,
+                        delta,
+                        Binding::whole(&acts.argmax[i]),
+                        dx,
+                    ));
+                }
+            }
+        }
+    }
+    list
 }
 
 impl GpuTrainer {
@@ -69,6 +300,7 @@ impl GpuTrainer {
         ctx: GpuContext,
         graph: &Graph,
         batch: usize,
+        optimizer: Optimizer,
         init: &[f32],
         train: &Dataset,
         test: &Dataset,
@@ -81,141 +313,30 @@ impl GpuTrainer {
         let kernels = Kernels::new(&ctx);
         let train_split = ResidentSplit::upload(&ctx, "train", train, batch);
         let test_split = ResidentSplit::upload(&ctx, "test", test, batch);
-
         let params = ctx.storage_init("params", init);
         let grads = ctx.storage_zeroed("grads", graph.param_len);
-        let velocity = ctx.storage_zeroed("velocity", graph.param_len);
-        let x = ctx.storage_zeroed("batch x", batch * graph.input_size());
-        let labels = ctx.storage_zeroed("batch labels", batch);
-        // outputs[l]: layer l's activations; deltas[l]: the loss gradient
-        // with respect to them (then, in place, to the pre-activations).
-        let outputs: Vec<wgpu::Buffer> = graph
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(l, layer)| ctx.storage_zeroed(&format!("y{l}"), batch * layer.outputs))
+        let state: Vec<wgpu::Buffer> = (0..optimizer.state_vectors())
+            .map(|i| ctx.storage_zeroed(&format!("optimizer state {i}"), graph.param_len))
             .collect();
-        let deltas: Vec<wgpu::Buffer> = graph
-            .layers
-            .iter()
-            .enumerate()
-            .map(|(l, layer)| ctx.storage_zeroed(&format!("dy{l}"), batch * layer.outputs))
-            .collect();
-        let param = |buf, idx: usize| {
-            let info = &graph.params[idx];
-            Binding::range(buf, info.offset, info.len())
-        };
+        let acts = Activations::new(&ctx, graph, batch);
 
-        let forward = |split: &ResidentSplit| -> Vec<Dispatch> {
-            let mut list = vec![kernels.gather(
-                &ctx,
-                &split.steps.buffer,
-                graph.input_size(),
-                batch,
-                Binding::whole(&split.images),
-                Binding::whole(&split.labels),
-                Binding::whole(&split.order),
-                Binding::whole(&x),
-                Binding::whole(&labels),
-            )];
-            for (l, layer) in graph.layers.iter().enumerate() {
-                let input = if l == 0 { &x } else { &outputs[l - 1] };
-                list.push(kernels.matmul(
-                    &ctx,
-                    MatmulForm::NT,
-                    MatmulShape {
-                        m: batch,
-                        n: layer.outputs,
-                        k: layer.inputs,
-                    },
-                    Binding::whole(input),
-                    param(&params, layer.weight),
-                    Some(param(&params, layer.bias)),
-                    layer.activation,
-                    Binding::whole(&outputs[l]),
-                ));
-            }
-            let last = graph.layers.len() - 1;
-            list.push(kernels.softmax_xent(
-                &ctx,
-                &split.steps.buffer,
-                batch,
-                graph.classes(),
-                Binding::whole(&outputs[last]),
-                Binding::whole(&labels),
-                Binding::whole(&deltas[last]),
-                Binding::whole(&split.metrics),
-            ));
-            list
-        };
-
-        let mut train_step = forward(&train_split);
-        let eval_step = forward(&test_split);
-        for (l, layer) in graph.layers.iter().enumerate().rev() {
-            let input = if l == 0 { &x } else { &outputs[l - 1] };
-            if layer.activation != Activation::Identity {
-                train_step.push(kernels.activation_backward(
-                    &ctx,
-                    layer.activation,
-                    batch * layer.outputs,
-                    Binding::whole(&outputs[l]),
-                    Binding::whole(&deltas[l]),
-                ));
-            }
-            // dW (out,in) = dzᵀ · x
-            train_step.push(kernels.matmul(
-                &ctx,
-                MatmulForm::TN,
-                MatmulShape {
-                    m: layer.outputs,
-                    n: layer.inputs,
-                    k: batch,
-                },
-                Binding::whole(&deltas[l]),
-                Binding::whole(input),
-                None,
-                Activation::Identity,
-                param(&grads, layer.weight),
-            ));
-            // db = Σ_rows dz
-            train_step.push(kernels.bias_grad(
-                &ctx,
-                batch,
-                layer.outputs,
-                Binding::whole(&deltas[l]),
-                param(&grads, layer.bias),
-            ));
-            // dx (batch,in) = dz · W, the previous layer's output gradient
-            if l > 0 {
-                train_step.push(kernels.matmul(
-                    &ctx,
-                    MatmulForm::NN,
-                    MatmulShape {
-                        m: batch,
-                        n: layer.inputs,
-                        k: layer.outputs,
-                    },
-                    Binding::whole(&deltas[l]),
-                    param(&params, layer.weight),
-                    None,
-                    Activation::Identity,
-                    Binding::whole(&deltas[l - 1]),
-                ));
-            }
-        }
-        let (sgd, sgd_uniform) = kernels.sgd_momentum(
+        let eval_step =
+            forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &test_split);
+        let mut train_step =
+            forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &train_split);
+        train_step.extend(backward_dispatches(
+            &ctx, &kernels, graph, batch, &params, &grads, &acts,
+        ));
+        let state_bindings: Vec<Binding> = state.iter().map(Binding::whole).collect();
+        train_step.push(kernels.optimizer_update(
             &ctx,
-            SgdParams {
-                len: graph.param_len as u32,
-                lr: 0.0,
-                momentum: 0.0,
-                weight_decay: 0.0,
-            },
+            &train_split.steps.buffer,
+            &optimizer,
+            graph.param_len,
             Binding::whole(&params),
             Binding::whole(&grads),
-            Binding::whole(&velocity),
-        );
-        train_step.push(sgd);
+            &state_bindings,
+        ));
         ctx.check(guard)?;
 
         Ok(GpuTrainer {
@@ -224,7 +345,6 @@ impl GpuTrainer {
             params,
             train: train_split,
             test: test_split,
-            sgd_uniform,
             train_step,
             eval_step,
             ctx,
@@ -291,52 +411,7 @@ impl GpuTrainer {
             bad_step: words[2].checked_sub(1).map(|s| s as usize),
         })
     }
-}
 
-impl Backend for GpuTrainer {
-    fn device(&self) -> &'static str {
-        "gpu"
-    }
-
-    fn adapter(&self) -> String {
-        self.ctx.describe()
-    }
-
-    fn train_epoch(
-        &mut self,
-        order: &[u32],
-        hyper: Hyper,
-        progress: Progress,
-    ) -> Result<EpochStats> {
-        ensure!(
-            order.len() == self.train.len,
-            "the order must cover the training set"
-        );
-        self.ctx
-            .queue
-            .write_buffer(&self.train.order, 0, bytemuck::cast_slice(order));
-        let sgd = SgdParams {
-            len: self.param_len as u32,
-            lr: hyper.lr,
-            momentum: hyper.momentum,
-            weight_decay: hyper.weight_decay,
-        };
-        self.ctx
-            .queue
-            .write_buffer(&self.sgd_uniform, 0, bytemuck::bytes_of(&sgd));
-        self.run_epoch(true, progress)
-    }
-
-    fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
-        self.run_epoch(false, progress)
-    }
-
-    fn params(&self) -> Result<Vec<f32>> {
-        self.ctx.read(&self.params, 0, self.param_len)
-    }
-}
-
-impl GpuTrainer {
     /// Wall time of each launch of a training step, run alone `reps` times
     /// (submit and wait each time): where a step's time goes.
     pub fn time_dispatches(&self, reps: usize) -> Result<Vec<(&'static str, f64)>> {
@@ -352,5 +427,45 @@ impl GpuTrainer {
             times.push((d.name, start.elapsed().as_secs_f64() / reps as f64));
         }
         Ok(times)
+    }
+}
+
+impl Backend for GpuTrainer {
+    fn device(&self) -> &'static str {
+        "gpu"
+    }
+
+    fn adapter(&self) -> String {
+        self.ctx.describe()
+    }
+
+    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats> {
+        ensure!(
+            plan.order.len() == self.train.len,
+            "the order must cover the training set"
+        );
+        ensure!(
+            plan.lrs.len() == self.train.n_steps(),
+            "one learning rate per step"
+        );
+        self.ctx
+            .queue
+            .write_buffer(&self.train.order, 0, bytemuck::cast_slice(plan.order));
+        self.train.steps.write_epoch(
+            &self.ctx,
+            self.train.len,
+            self.batch,
+            plan.first_step,
+            plan.lrs,
+        );
+        self.run_epoch(true, progress)
+    }
+
+    fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
+        self.run_epoch(false, progress)
+    }
+
+    fn params(&self) -> Result<Vec<f32>> {
+        self.ctx.read(&self.params, 0, self.param_len)
     }
 }

@@ -1,0 +1,198 @@
+// conv2d.wgsl — 2-D convolution over NCHW activations, and its backward
+// passes. Direct form: each invocation computes one output value by walking
+// its receptive field.
+//
+//   x  (batch, in_c, in_h, in_w)     W (out_c, in_c, k, k)     b (out_c)
+//   y  (batch, out_c, out_h, out_w)
+//
+//   conv2d_forward:          y[n,o,i,j] = act(b[o] + Σ_{c,u,v} W[o,c,u,v] · x[n, c, i·s+u−p, j·s+v−p])
+//                            (x is zero outside the image)
+//   conv2d_backward_input:   dx[n,c,h,w] = Σ_{o,u,v} W[o,c,u,v] · dy[n,o,i,j]
+//                            over the (i,j) with i·s+u−p = h and j·s+v−p = w
+//   conv2d_backward_weight:  dW[o,c,u,v] = Σ_{n,i,j} dy[n,o,i,j] · x[n, c, i·s+u−p, j·s+v−p]
+//                            (one workgroup per weight, reducing over n,i,j)
+//   conv2d_backward_bias:    db[o] = Σ_{n,i,j} dy[n,o,i,j]  (one workgroup per channel)
+//
+// dy here is already multiplied by the activation's derivative
+// (activation_backward in elementwise.wgsl).
+
+struct ConvParams {
+    batch: u32,
+    in_c: u32,
+    in_h: u32,
+    in_w: u32,
+    out_c: u32,
+    out_h: u32,
+    out_w: u32,
+    kernel: u32,
+    stride: u32,
+    padding: u32,
+    act: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: ConvParams;
+
+// The input coordinate that output coordinate o reads through tap u; may be
+// negative or past the edge (then it is padding).
+fn input_coord(o: u32, u: u32) -> i32 {
+    return i32(o * p.stride + u) - i32(p.padding);
+}
+
+fn weight_index(o: u32, c: u32, u: u32, v: u32) -> u32 {
+    return ((o * p.in_c + c) * p.kernel + u) * p.kernel + v;
+}
+
+@group(0) @binding(1) var<storage, read> fwd_x: array<f32>;
+@group(0) @binding(2) var<storage, read> fwd_w: array<f32>;
+@group(0) @binding(3) var<storage, read> fwd_b: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fwd_y: array<f32>;
+
+@compute @workgroup_size(256)
+fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = linear_index(gid, groups);
+    if idx >= p.batch * p.out_c * p.out_h * p.out_w {
+        return;
+    }
+    let j = idx % p.out_w;
+    let i = (idx / p.out_w) % p.out_h;
+    let o = (idx / (p.out_w * p.out_h)) % p.out_c;
+    let n = idx / (p.out_w * p.out_h * p.out_c);
+    var acc = fwd_b[o];
+    for (var c = 0u; c < p.in_c; c++) {
+        let plane = (n * p.in_c + c) * p.in_h;
+        for (var u = 0u; u < p.kernel; u++) {
+            let h = input_coord(i, u);
+            if h < 0 || h >= i32(p.in_h) {
+                continue;
+            }
+            for (var v = 0u; v < p.kernel; v++) {
+                let w = input_coord(j, v);
+                if w < 0 || w >= i32(p.in_w) {
+                    continue;
+                }
+                acc += fwd_w[weight_index(o, c, u, v)] * fwd_x[(plane + u32(h)) * p.in_w + u32(w)];
+            }
+        }
+    }
+    fwd_y[idx] = activate(acc, p.act);
+}
+
+@group(0) @binding(1) var<storage, read> bin_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> bin_w: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bin_dx: array<f32>;
+
+// The output coordinate whose tap u reads input coordinate h, if any.
+fn output_coord(h: u32, u: u32, out_size: u32) -> i32 {
+    let t = i32(h + p.padding) - i32(u);
+    if t < 0 || t % i32(p.stride) != 0 {
+        return -1;
+    }
+    let o = t / i32(p.stride);
+    if o >= i32(out_size) {
+        return -1;
+    }
+    return o;
+}
+
+@compute @workgroup_size(256)
+fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) groups: vec3<u32>) {
+    let idx = linear_index(gid, groups);
+    if idx >= p.batch * p.in_c * p.in_h * p.in_w {
+        return;
+    }
+    let w = idx % p.in_w;
+    let h = (idx / p.in_w) % p.in_h;
+    let c = (idx / (p.in_w * p.in_h)) % p.in_c;
+    let n = idx / (p.in_w * p.in_h * p.in_c);
+    var acc = 0.0;
+    for (var o = 0u; o < p.out_c; o++) {
+        let plane = (n * p.out_c + o) * p.out_h;
+        for (var u = 0u; u < p.kernel; u++) {
+            let i = output_coord(h, u, p.out_h);
+            if i < 0 {
+                continue;
+            }
+            for (var v = 0u; v < p.kernel; v++) {
+                let j = output_coord(w, v, p.out_w);
+                if j < 0 {
+                    continue;
+                }
+                acc += bin_w[weight_index(o, c, u, v)] * bin_dy[(plane + u32(i)) * p.out_w + u32(j)];
+            }
+        }
+    }
+    bin_dx[idx] = acc;
+}
+
+@group(0) @binding(1) var<storage, read> bw_dy: array<f32>;
+@group(0) @binding(2) var<storage, read> bw_x: array<f32>;
+@group(0) @binding(3) var<storage, read_write> bw_dw: array<f32>;
+
+const REDUCE_WG: u32 = 256u;
+var<workgroup> partial: array<f32, 256>;
+
+// Sums `partial` over the workgroup; the total ends in partial[0].
+fn reduce_partial(t: u32) {
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            partial[t] += partial[t + stride];
+        }
+        workgroupBarrier();
+    }
+}
+
+@compute @workgroup_size(256)
+fn conv2d_backward_weight(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let widx = group.y * groups.x + group.x;
+    let n_weights = p.out_c * p.in_c * p.kernel * p.kernel;
+    let valid = widx < n_weights;
+    let v = widx % p.kernel;
+    let u = (widx / p.kernel) % p.kernel;
+    let c = (widx / (p.kernel * p.kernel)) % p.in_c;
+    let o = widx / (p.kernel * p.kernel * p.in_c);
+    let per_image = p.out_h * p.out_w;
+    var sum = 0.0;
+    if valid {
+        for (var r = t; r < p.batch * per_image; r += REDUCE_WG) {
+            let n = r / per_image;
+            let i = (r % per_image) / p.out_w;
+            let j = r % p.out_w;
+            let h = input_coord(i, u);
+            let w = input_coord(j, v);
+            if h >= 0 && h < i32(p.in_h) && w >= 0 && w < i32(p.in_w) {
+                let x = bw_x[((n * p.in_c + c) * p.in_h + u32(h)) * p.in_w + u32(w)];
+                sum += bw_dy[(n * p.out_c + o) * per_image + r % per_image] * x;
+            }
+        }
+    }
+    partial[t] = sum;
+    reduce_partial(t);
+    if t == 0u && valid {
+        bw_dw[widx] = partial[0];
+    }
+}
+
+@group(0) @binding(1) var<storage, read> bb_dy: array<f32>;
+@group(0) @binding(2) var<storage, read_write> bb_db: array<f32>;
+
+@compute @workgroup_size(256)
+fn conv2d_backward_bias(@builtin(workgroup_id) group: vec3<u32>, @builtin(local_invocation_index) t: u32) {
+    let o = group.x;
+    let per_image = p.out_h * p.out_w;
+    var sum = 0.0;
+    for (var r = t; r < p.batch * per_image; r += REDUCE_WG) {
+        let n = r / per_image;
+        sum += bb_dy[(n * p.out_c + o) * per_image + r % per_image];
+    }
+    partial[t] = sum;
+    reduce_partial(t);
+    if t == 0u {
+        bb_db[o] = partial[0];
+    }
+}

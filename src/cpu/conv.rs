@@ -1,0 +1,162 @@
+//! Convolution and pooling on the CPU: the reference for conv2d.wgsl and
+//! pool.wgsl. Activations are NCHW: x[n, c, h, w] at ((n·C + c)·H + h)·W + w.
+//! Shapes come from the graph's `Conv2d` / `MaxPool`; `batch` is N.
+
+use crate::graph::{Conv2d, MaxPool};
+
+/// The input coordinate read by output coordinate `o` through kernel tap
+/// `u`: o·stride + u − padding, or None when that falls in the zero padding.
+fn input_coord(o: usize, u: usize, stride: usize, padding: usize, size: usize) -> Option<usize> {
+    (o * stride + u).checked_sub(padding).filter(|&i| i < size)
+}
+
+/// y (N, out_c, oh, ow) = act(b[o] + Σ_{c,u,v} W[o,c,u,v] · x[n, c, i·s+u−p, j·s+v−p]).
+pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], batch: usize, conv: &Conv2d) {
+    let (inp, out, k) = (conv.input, conv.output, conv.kernel);
+    for n in 0..batch {
+        for o in 0..out.c {
+            let y_plane = &mut y[(n * out.c + o) * out.h * out.w..][..out.h * out.w];
+            y_plane.fill(b[o]);
+            for c in 0..inp.c {
+                let x_plane = &x[(n * inp.c + c) * inp.h * inp.w..][..inp.h * inp.w];
+                for u in 0..k {
+                    for v in 0..k {
+                        let weight = w[((o * inp.c + c) * k + u) * k + v];
+                        for i in 0..out.h {
+                            let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
+                            else {
+                                continue;
+                            };
+                            for j in 0..out.w {
+                                if let Some(iw) =
+                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
+                                {
+                                    y_plane[i * out.w + j] += weight * x_plane[ih * inp.w + iw];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            for v in y_plane.iter_mut() {
+                *v = conv.activation.apply(*v);
+            }
+        }
+    }
+}
+
+/// dx (N, in_c, ih, iw) = Σ over every (o,u,v,i,j) that read x[n,c,ih,iw] of
+/// W[o,c,u,v] · dy[n,o,i,j] — the forward pass transposed.
+pub fn conv2d_backward_input(dy: &[f32], w: &[f32], dx: &mut [f32], batch: usize, conv: &Conv2d) {
+    let (inp, out, k) = (conv.input, conv.output, conv.kernel);
+    dx[..batch * inp.len()].fill(0.0);
+    for n in 0..batch {
+        for o in 0..out.c {
+            let dy_plane = &dy[(n * out.c + o) * out.h * out.w..][..out.h * out.w];
+            for c in 0..inp.c {
+                let dx_plane = &mut dx[(n * inp.c + c) * inp.h * inp.w..][..inp.h * inp.w];
+                for u in 0..k {
+                    for v in 0..k {
+                        let weight = w[((o * inp.c + c) * k + u) * k + v];
+                        for i in 0..out.h {
+                            let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
+                            else {
+                                continue;
+                            };
+                            for j in 0..out.w {
+                                if let Some(iw) =
+                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
+                                {
+                                    dx_plane[ih * inp.w + iw] += weight * dy_plane[i * out.w + j];
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// dW (out_c, in_c, k, k) = Σ_{n,i,j} dy[n,o,i,j] · x[n, c, i·s+u−p, j·s+v−p].
+pub fn conv2d_backward_weight(dy: &[f32], x: &[f32], dw: &mut [f32], batch: usize, conv: &Conv2d) {
+    let (inp, out, k) = (conv.input, conv.output, conv.kernel);
+    dw[..out.c * inp.c * k * k].fill(0.0);
+    for n in 0..batch {
+        for o in 0..out.c {
+            let dy_plane = &dy[(n * out.c + o) * out.h * out.w..][..out.h * out.w];
+            for c in 0..inp.c {
+                let x_plane = &x[(n * inp.c + c) * inp.h * inp.w..][..inp.h * inp.w];
+                for u in 0..k {
+                    for v in 0..k {
+                        let mut sum = 0.0;
+                        for i in 0..out.h {
+                            let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
+                            else {
+                                continue;
+                            };
+                            for j in 0..out.w {
+                                if let Some(iw) =
+                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
+                                {
+                                    sum += dy_plane[i * out.w + j] * x_plane[ih * inp.w + iw];
+                                }
+                            }
+                        }
+                        dw[((o * inp.c + c) * k + u) * k + v] += sum;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// db (out_c) = Σ_{n,i,j} dy[n,o,i,j].
+pub fn conv2d_backward_bias(dy: &[f32], db: &mut [f32], batch: usize, conv: &Conv2d) {
+    let out = conv.output;
+    db[..out.c].fill(0.0);
+    for n in 0..batch {
+        for (o, acc) in db[..out.c].iter_mut().enumerate() {
+            *acc += dy[(n * out.c + o) * out.h * out.w..][..out.h * out.w]
+                .iter()
+                .sum::<f32>();
+        }
+    }
+}
+
+/// y[n,c,i,j] = max of x over the window at (i·s, j·s); argmax holds the
+/// winner's index within its input plane (ih·W + iw; the first on ties).
+pub fn maxpool_forward(x: &[f32], y: &mut [f32], argmax: &mut [u32], batch: usize, pool: &MaxPool) {
+    let (inp, out) = (pool.input, pool.output);
+    for plane in 0..batch * inp.c {
+        let x_plane = &x[plane * inp.h * inp.w..][..inp.h * inp.w];
+        for i in 0..out.h {
+            for j in 0..out.w {
+                let mut best = (0usize, f32::NEG_INFINITY);
+                for u in 0..pool.size {
+                    for v in 0..pool.size {
+                        let idx = (i * pool.stride + u) * inp.w + j * pool.stride + v;
+                        if x_plane[idx] > best.1 || u + v == 0 {
+                            best = (idx, x_plane[idx]);
+                        }
+                    }
+                }
+                let o = plane * out.h * out.w + i * out.w + j;
+                y[o] = best.1;
+                argmax[o] = best.0 as u32;
+            }
+        }
+    }
+}
+
+/// dx[n,c,·] = Σ over the windows whose maximum x[n,c,·] was of their dy.
+pub fn maxpool_backward(dy: &[f32], argmax: &[u32], dx: &mut [f32], batch: usize, pool: &MaxPool) {
+    let (inp, out) = (pool.input, pool.output);
+    dx[..batch * inp.len()].fill(0.0);
+    for plane in 0..batch * inp.c {
+        for o in 0..out.h * out.w {
+            let idx = plane * out.h * out.w + o;
+            dx[plane * inp.h * inp.w + argmax[idx] as usize] += dy[idx];
+        }
+    }
+}
