@@ -10,6 +10,27 @@ fn input_coord(o: usize, u: usize, stride: usize, padding: usize, size: usize) -
     (o * stride + u).checked_sub(padding).filter(|&i| i < size)
 }
 
+/// The output columns j (< out_size) whose tap v reads inside the input row
+/// (0 ≤ j·stride + v − padding < in_size), and the first input column read.
+/// Walking j over this range and the input from that column in steps of
+/// `stride` visits exactly the pairs `input_coord` accepts, with no test
+/// in the inner loop.
+fn valid_columns(
+    v: usize,
+    stride: usize,
+    padding: usize,
+    in_size: usize,
+    out_size: usize,
+) -> (std::ops::Range<usize>, usize) {
+    let first = padding.saturating_sub(v).div_ceil(stride);
+    let end = (in_size + padding)
+        .saturating_sub(v)
+        .div_ceil(stride)
+        .min(out_size);
+    let start_col = (first * stride + v).saturating_sub(padding);
+    (first..end.max(first), start_col)
+}
+
 /// y (N, out_c, oh, ow) = act(b[o] + Σ_{c,u,v} W[o,c,u,v] · x[n, c, i·s+u−p, j·s+v−p]).
 pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], batch: usize, conv: &Conv2d) {
     let (inp, out, k) = (conv.input, conv.output, conv.kernel);
@@ -22,17 +43,17 @@ pub fn conv2d_forward(x: &[f32], w: &[f32], b: &[f32], y: &mut [f32], batch: usi
                 for u in 0..k {
                     for v in 0..k {
                         let weight = w[((o * inp.c + c) * k + u) * k + v];
+                        let (cols, col0) =
+                            valid_columns(v, conv.stride, conv.padding, inp.w, out.w);
                         for i in 0..out.h {
                             let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
                             else {
                                 continue;
                             };
-                            for j in 0..out.w {
-                                if let Some(iw) =
-                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
-                                {
-                                    y_plane[i * out.w + j] += weight * x_plane[ih * inp.w + iw];
-                                }
+                            let y_row = &mut y_plane[i * out.w..][cols.clone()];
+                            let x_row = x_plane[ih * inp.w + col0..].iter().step_by(conv.stride);
+                            for (y, &x) in y_row.iter_mut().zip(x_row) {
+                                *y += weight * x;
                             }
                         }
                     }
@@ -58,17 +79,19 @@ pub fn conv2d_backward_input(dy: &[f32], w: &[f32], dx: &mut [f32], batch: usize
                 for u in 0..k {
                     for v in 0..k {
                         let weight = w[((o * inp.c + c) * k + u) * k + v];
+                        let (cols, col0) =
+                            valid_columns(v, conv.stride, conv.padding, inp.w, out.w);
                         for i in 0..out.h {
                             let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
                             else {
                                 continue;
                             };
-                            for j in 0..out.w {
-                                if let Some(iw) =
-                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
-                                {
-                                    dx_plane[ih * inp.w + iw] += weight * dy_plane[i * out.w + j];
-                                }
+                            let dy_row = &dy_plane[i * out.w..][cols.clone()];
+                            let dx_row = dx_plane[ih * inp.w + col0..]
+                                .iter_mut()
+                                .step_by(conv.stride);
+                            for (dx, &dy) in dx_row.zip(dy_row) {
+                                *dx += weight * dy;
                             }
                         }
                     }
@@ -90,18 +113,16 @@ pub fn conv2d_backward_weight(dy: &[f32], x: &[f32], dw: &mut [f32], batch: usiz
                 for u in 0..k {
                     for v in 0..k {
                         let mut sum = 0.0;
+                        let (cols, col0) =
+                            valid_columns(v, conv.stride, conv.padding, inp.w, out.w);
                         for i in 0..out.h {
                             let Some(ih) = input_coord(i, u, conv.stride, conv.padding, inp.h)
                             else {
                                 continue;
                             };
-                            for j in 0..out.w {
-                                if let Some(iw) =
-                                    input_coord(j, v, conv.stride, conv.padding, inp.w)
-                                {
-                                    sum += dy_plane[i * out.w + j] * x_plane[ih * inp.w + iw];
-                                }
-                            }
+                            let dy_row = &dy_plane[i * out.w..][cols.clone()];
+                            let x_row = x_plane[ih * inp.w + col0..].iter().step_by(conv.stride);
+                            sum += dy_row.iter().zip(x_row).map(|(dy, x)| dy * x).sum::<f32>();
                         }
                         dw[((o * inp.c + c) * k + u) * k + v] += sum;
                     }
