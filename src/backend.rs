@@ -3,10 +3,12 @@
 
 use crate::cpu::optim::AdamConfig;
 use anyhow::Result;
+use serde::{Deserialize, Serialize};
 
 /// The optimiser and its fixed hyper-parameters (the learning rate comes
 /// per step, from the schedule).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Optimizer {
     /// SGD with momentum, PyTorch's form.
     Sgd { momentum: f32, weight_decay: f32 },
@@ -17,9 +19,14 @@ pub enum Optimizer {
 impl Optimizer {
     /// Number of per-parameter state vectors (velocity; or m and v).
     pub fn state_vectors(&self) -> usize {
+        self.state_names().len()
+    }
+
+    /// PyTorch's names for the optimiser's per-parameter state.
+    pub fn state_names(&self) -> &'static [&'static str] {
         match self {
-            Optimizer::Sgd { .. } => 1,
-            Optimizer::Adam(_) => 2,
+            Optimizer::Sgd { .. } => &["momentum_buffer"],
+            Optimizer::Adam(_) => &["exp_avg", "exp_avg_sq"],
         }
     }
 }
@@ -44,8 +51,18 @@ impl EpochStats {
     }
 }
 
-/// Calls back with the number of examples processed so far.
-pub type Progress<'a> = &'a mut dyn FnMut(usize);
+/// Where an epoch has got to.
+#[derive(Debug, Clone, Copy)]
+pub struct Update {
+    /// Examples processed so far in this pass.
+    pub examples: usize,
+    /// Steps done so far, and the loss and accuracy summed over them; only
+    /// at the report points asked for by `EpochPlan::report_every`.
+    pub report: Option<(usize, EpochStats)>,
+}
+
+/// Calls back as an epoch progresses.
+pub type Progress<'a> = &'a mut dyn FnMut(Update);
 
 /// The steps of one training epoch: the order of the training examples (a
 /// permutation of their indices, cut into batches of the planned size), the
@@ -56,6 +73,10 @@ pub struct EpochPlan<'a> {
     pub order: &'a [u32],
     pub lrs: &'a [f32],
     pub first_step: usize,
+    /// Report the running loss and accuracy every this many steps (0: only
+    /// at the end). On the GPU each report is a read-back, so a small value
+    /// costs speed.
+    pub report_every: usize,
 }
 
 /// A network planned on a device, with the training and test sets resident.
@@ -70,4 +91,12 @@ pub trait Backend {
     fn evaluate(&mut self, progress: Progress) -> Result<EpochStats>;
     /// The flat parameter vector (layout: `Graph::params`).
     fn params(&self) -> Result<Vec<f32>>;
+    /// The optimiser's state vectors (velocity; or Adam's m and v), each
+    /// laid out like the parameters.
+    fn optimizer_state(&self) -> Result<Vec<Vec<f32>>>;
+    /// Replaces the parameters and the optimiser state (to resume a run).
+    fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()>;
+    /// The logits of `rows` inputs x (rows × input size, normalised like
+    /// the training data), computed in batches of the planned size.
+    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>>;
 }

@@ -2,10 +2,12 @@
 
 use crate::backend::Optimizer;
 use crate::cpu::optim::AdamConfig;
+use crate::data::{load_mnist, Split};
 use crate::graph::Activation;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
 use crate::train::{self, DeviceChoice, TrainConfig};
+use crate::{infer, model_file};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -25,7 +27,11 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a network on MNIST-style data.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
+    /// Loss, accuracy, per-class accuracy and the confusion matrix of a saved model.
+    Eval(EvalArgs),
+    /// The most likely digits in image files (PNG, JPEG, GIF, BMP; any size or colour).
+    Predict(PredictArgs),
     /// List the GPU adapters wgpu can see, best first.
     Devices,
 }
@@ -103,30 +109,90 @@ pub struct TrainArgs {
     /// Print one JSON object per epoch on stdout (human text goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Save the trained model (safetensors, PyTorch names and layouts, optimiser state included).
+    #[arg(long)]
+    pub save: Option<PathBuf>,
+    /// Also save to --save every N epochs, so a run can be resumed.
+    #[arg(long, default_value_t = 0)]
+    pub checkpoint_every: usize,
+    /// Continue from a checkpoint (its model; the same seed and settings give the same result
+    /// as a run that was never interrupted).
+    #[arg(long)]
+    pub resume: Option<PathBuf>,
+    /// Append one JSON object per epoch to this file.
+    #[arg(long)]
+    pub log: Option<PathBuf>,
+    /// With --log: also log the training loss every N steps (each is a GPU read-back).
+    #[arg(long, default_value_t = 0)]
+    pub log_every: usize,
+    /// Draw the loss and accuracy curves into this PNG after every epoch.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// A model saved by `gpunet train --save`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Directory holding the MNIST IDX files.
+    #[arg(long, default_value = "data/mnist")]
+    pub data: PathBuf,
+    /// Evaluate on the first N test images only.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Print the figures as one JSON object on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A model saved by `gpunet train --save`.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// How many classes to show per image.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Print one JSON object per image on stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// The images.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
 }
 
 impl TrainArgs {
     /// The model the flags describe: --model (a spec or a JSON file), or
     /// the --layers MLP with the width it must start at.
-    fn model(&self) -> Result<(ModelSpec, Option<usize>)> {
+    fn model(&self) -> Result<(Option<ModelSpec>, Option<usize>)> {
         if let Some(model) = &self.model {
             let path = Path::new(model);
             if model.ends_with(".json") || path.is_file() {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading the model file {model}"))?;
                 let spec = ModelSpec::from_json(&text).with_context(|| model.clone())?;
-                return Ok((spec, None));
+                return Ok((Some(spec), None));
             }
-            return Ok((ModelSpec::parse(model).context("--model")?, None));
+            return Ok((Some(ModelSpec::parse(model).context("--model")?), None));
         }
-        let widths = self.layers.clone().unwrap_or_else(|| vec![784, 128, 10]);
+        let Some(widths) = self.layers.clone() else {
+            return Ok((None, None));
+        };
         if widths.len() < 2 {
             bail!("--layers needs at least an input and an output width, e.g. 784,10");
         }
         if let Some(i) = widths.iter().position(|&w| w == 0) {
             bail!("--layers: layer {i} has width 0");
         }
-        Ok((ModelSpec::mlp(&widths, self.activation), Some(widths[0])))
+        Ok((
+            Some(ModelSpec::mlp(&widths, self.activation)),
+            Some(widths[0]),
+        ))
     }
 
     fn optimizer(&self) -> (Optimizer, f32) {
@@ -166,7 +232,9 @@ fn resolve_data_dir(dir: PathBuf) -> PathBuf {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
-        Command::Train(args) => run_train(args),
+        Command::Train(args) => run_train(*args),
+        Command::Eval(args) => run_eval(args),
+        Command::Predict(args) => run_predict(args),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
@@ -199,6 +267,12 @@ fn run_train(args: TrainArgs) -> Result<()> {
         data: resolve_data_dir(args.data),
         train_limit: args.train_limit,
         test_limit: args.test_limit,
+        save: args.save,
+        checkpoint_every: args.checkpoint_every,
+        resume: args.resume,
+        log: args.log,
+        log_every: args.log_every,
+        plot: args.plot,
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {
@@ -212,5 +286,71 @@ fn run_train(args: TrainArgs) -> Result<()> {
         }
         Ok(())
     })?;
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let model = model_file::load(&args.model)?;
+    let mut test = load_mnist(&resolve_data_dir(args.data), Split::Test)?;
+    if let Some(n) = args.test_limit {
+        test = test.truncated(n);
+    }
+    let input = model.graph.input;
+    if (input.h, input.w) != (test.rows, test.cols) {
+        bail!(
+            "{} was trained on {}×{} images, the test images are {}×{}",
+            args.model.display(),
+            input.h,
+            input.w,
+            test.rows,
+            test.cols
+        );
+    }
+    let mut backend = infer::open_model(args.device, &model, &mut std::io::stderr())?;
+    let report = infer::evaluate(backend.as_mut(), &test, model.graph.classes())?;
+    if args.json {
+        println!("{}", serde_json::to_string(&report)?);
+    } else {
+        print!("{}", report.to_text());
+    }
+    Ok(())
+}
+
+fn run_predict(args: PredictArgs) -> Result<()> {
+    let model = model_file::load(&args.model)?;
+    let mut backend = infer::open_model(args.device, &model, &mut std::io::stderr())?;
+    let predictions = infer::predict_files(
+        backend.as_mut(),
+        &args.files,
+        model.graph.classes(),
+        args.top,
+    )?;
+    let mut failed = 0;
+    for p in &predictions {
+        if args.json {
+            println!("{}", serde_json::to_string(p)?);
+        }
+        match &p.error {
+            Some(e) => {
+                eprintln!("error: {e}");
+                failed += 1;
+            }
+            None if !args.json => {
+                let ranked: Vec<String> = p
+                    .top
+                    .iter()
+                    .map(|(c, prob)| format!("{c} ({:.1}%)", 100.0 * prob))
+                    .collect();
+                println!("{}: {}", p.file.display(), ranked.join(", "));
+            }
+            None => {}
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} files could not be predicted",
+            predictions.len()
+        );
+    }
     Ok(())
 }

@@ -8,6 +8,8 @@ pub mod cpu;
 pub mod data;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
+pub mod model_file;
 pub mod plot;
 pub mod preprocess;
 pub mod schedule;

@@ -6,11 +6,13 @@ use crate::cpu::CpuTrainer;
 use crate::data::{load_mnist, Dataset, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
+use crate::model_file::{self, SavedModel, TrainingSettings};
+use crate::plot::{plot_curves, CurvePoint};
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::spec::ModelSpec;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -28,7 +30,8 @@ pub enum DeviceChoice {
 
 #[derive(Debug, Clone)]
 pub struct TrainConfig {
-    pub spec: ModelSpec,
+    /// The model; None means the default MLP, or the resumed checkpoint's.
+    pub spec: Option<ModelSpec>,
     /// The input width the user wrote first in `--layers`, checked
     /// against the data.
     pub expected_input: Option<usize>,
@@ -45,10 +48,40 @@ pub struct TrainConfig {
     pub data: PathBuf,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
+    /// Where the trained model goes (and the periodic checkpoints).
+    pub save: Option<PathBuf>,
+    /// Save to `save` every this many epochs (0: only at the end).
+    pub checkpoint_every: usize,
+    /// A checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// A JSON-lines file that gets one object per epoch (appended).
+    pub log: Option<PathBuf>,
+    /// Also log the running training loss every this many steps.
+    pub log_every: usize,
+    /// A PNG of the loss and accuracy curves, redrawn after every epoch.
+    pub plot: Option<PathBuf>,
+}
+
+impl TrainConfig {
+    /// Everything but the paths, as saved with the model.
+    pub fn settings(&self) -> TrainingSettings {
+        TrainingSettings {
+            optimizer: self.optimizer,
+            lr: self.lr,
+            schedule: self.schedule,
+            warmup_steps: self.warmup_steps,
+            step_epochs: self.step_epochs,
+            gamma: self.gamma,
+            batch: self.batch,
+            seed: self.seed,
+            epochs: self.epochs,
+            train_limit: self.train_limit,
+        }
+    }
 }
 
 /// One epoch's figures; `--json` prints one of these per line.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
     pub epoch: usize,
     pub train_loss: f64,
@@ -166,8 +199,9 @@ fn progress_bar(len: usize, message: String) -> ProgressBar {
     bar
 }
 
-/// Trains for `cfg.epochs`, calling `on_epoch` after each. `log` receives
-/// the human-readable lines.
+/// Trains for `cfg.epochs` (or, resuming, up to that many), calling
+/// `on_epoch` after each. `log` receives the human-readable lines. Returns
+/// the final parameters.
 pub fn train(
     cfg: &TrainConfig,
     log: &mut dyn Write,
@@ -179,6 +213,15 @@ pub fn train(
     if cfg.batch == 0 {
         bail!("--batch must be at least 1");
     }
+    if cfg.checkpoint_every > 0 && cfg.save.is_none() {
+        bail!("--checkpoint-every needs --save PATH to know where to write the checkpoints");
+    }
+    let resumed = cfg
+        .resume
+        .as_deref()
+        .map(model_file::load)
+        .transpose()
+        .context("--resume")?;
     let (train_set, test_set) = load_data(cfg)?;
     if let Some(width) = cfg.expected_input {
         if width != train_set.input_size() {
@@ -195,16 +238,24 @@ pub fn train(
         h: train_set.rows,
         w: train_set.cols,
     };
-    let graph = Graph::new(&cfg.spec, input, crate::data::NUM_CLASSES)?;
-    let init = graph.init_params(cfg.seed);
+    let spec = match (&resumed, &cfg.spec) {
+        (Some(saved), Some(spec)) if saved.graph.spec != *spec => bail!(
+            "--resume: the checkpoint holds the model {}, not {spec}",
+            saved.graph.spec
+        ),
+        (Some(saved), _) => saved.graph.spec.clone(),
+        (None, Some(spec)) => spec.clone(),
+        (None, None) => ModelSpec::parse("mlp")?,
+    };
+    let graph = Graph::new(&spec, input, crate::data::NUM_CLASSES)?;
     let n_train = train_set.len();
     let n_test = test_set.len();
     writeln!(
         log,
-        "model: {} on {input} inputs, {} parameters; data: {n_train} training, {n_test} test images",
-        cfg.spec,
+        "model: {spec} on {input} inputs, {} parameters; data: {n_train} training, {n_test} test images",
         graph.num_parameters(),
     )?;
+    let init = graph.init_params(cfg.seed);
     let mut backend = open_backend(
         cfg.device,
         &graph,
@@ -215,6 +266,44 @@ pub fn train(
         test_set,
         log,
     )?;
+
+    let settings = cfg.settings();
+    let mut progress = model_file::Progress::default();
+    let mut history: Vec<EpochReport> = Vec::new();
+    if let Some(saved) = resumed {
+        if saved.graph.input != graph.input {
+            bail!(
+                "--resume: the checkpoint was trained on {} inputs, the data has {}",
+                saved.graph.input,
+                graph.input
+            );
+        }
+        match &saved.settings {
+            Some(old) if old.optimizer != cfg.optimizer => bail!(
+                "--resume: the checkpoint was trained with {:?}, not {:?}; pass the same --optimizer settings",
+                old.optimizer,
+                cfg.optimizer
+            ),
+            Some(old) if *old != TrainingSettings { epochs: old.epochs, ..settings.clone() } => writeln!(
+                log,
+                "warning: the training settings differ from the checkpoint's ({old:?}); \
+                 the run will not match one that was never interrupted"
+            )?,
+            _ => {}
+        }
+        if saved.optimizer_state.is_empty() {
+            bail!("--resume: the checkpoint holds no optimiser state");
+        }
+        backend.load_state(&saved.params, &saved.optimizer_state)?;
+        progress = saved.progress;
+        history = saved.history;
+        writeln!(
+            log,
+            "resuming after epoch {} (step {})",
+            progress.epochs_done, progress.global_step
+        )?;
+    }
+
     let steps_per_epoch = n_train.div_ceil(cfg.batch);
     let schedule = Schedule {
         kind: cfg.schedule,
@@ -225,8 +314,18 @@ pub fn train(
         steps_per_epoch,
         total_steps: steps_per_epoch * cfg.epochs,
     };
+    let mut metrics_log = match &cfg.log {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening the log {}", path.display()))?,
+        ),
+        None => None,
+    };
 
-    for epoch in 1..=cfg.epochs {
+    for epoch in progress.epochs_done + 1..=cfg.epochs {
         let order = epoch_order(n_train, cfg.seed, epoch);
         let bar = progress_bar(n_train, format!("epoch {epoch}/{}", cfg.epochs));
         let first_step = (epoch - 1) * steps_per_epoch;
@@ -235,9 +334,24 @@ pub fn train(
             order: &order,
             lrs: &lrs,
             first_step,
+            report_every: cfg.log_every,
         };
         let start = Instant::now();
-        let train_stats = backend.train_epoch(plan, &mut |n| bar.set_position(n as u64))?;
+        let mut last_report = (0, EpochStats::default());
+        let mut step_lines: Vec<String> = Vec::new();
+        let train_stats = backend.train_epoch(plan, &mut |update| {
+            bar.set_position(update.examples as u64);
+            if let Some((steps, stats)) = update.report {
+                step_lines.push(step_line(
+                    epoch,
+                    steps,
+                    steps_per_epoch,
+                    &stats,
+                    &last_report.1,
+                ));
+                last_report = (steps, stats);
+            }
+        })?;
         let seconds = start.elapsed().as_secs_f64();
         bar.finish_and_clear();
         check_finite(
@@ -246,9 +360,14 @@ pub fn train(
             cfg,
             lrs.iter().cloned().fold(0.0, f32::max),
         )?;
+        if let Some(file) = &mut metrics_log {
+            for line in &step_lines {
+                writeln!(file, "{line}")?;
+            }
+        }
 
         let bar = progress_bar(n_test, "evaluating".into());
-        let test_stats = backend.evaluate(&mut |n| bar.set_position(n as u64))?;
+        let test_stats = backend.evaluate(&mut |u| bar.set_position(u.examples as u64))?;
         bar.finish_and_clear();
 
         let report = EpochReport {
@@ -273,9 +392,68 @@ pub fn train(
             report.seconds,
             report.images_per_sec
         )?;
+        if let Some(file) = &mut metrics_log {
+            let mut value = serde_json::to_value(&report)?;
+            value["kind"] = "epoch".into();
+            writeln!(file, "{value}")?;
+        }
+        history.push(report.clone());
+        progress = model_file::Progress {
+            epochs_done: epoch,
+            global_step: first_step + steps_per_epoch,
+        };
+        if let Some(path) = &cfg.plot {
+            plot_curves(path, &curve_points(&history), 1000, 420)?;
+        }
+        let checkpoint_due = cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0;
+        if let (Some(path), true) = (&cfg.save, checkpoint_due || epoch == cfg.epochs) {
+            let saved = SavedModel {
+                graph: graph.clone(),
+                params: backend.params()?,
+                optimizer_state: backend.optimizer_state()?,
+                settings: Some(settings.clone()),
+                progress,
+                history: history.clone(),
+            };
+            model_file::save(path, &saved)?;
+            writeln!(log, "saved {} (after epoch {epoch})", path.display())?;
+        }
         on_epoch(&report)?;
     }
     backend.params()
+}
+
+/// A `--log-every` line: the loss and accuracy over the steps since the
+/// previous report (from the running sums `now` and `before`).
+fn step_line(
+    epoch: usize,
+    steps: usize,
+    per_epoch: usize,
+    now: &EpochStats,
+    before: &EpochStats,
+) -> String {
+    let count = (now.count - before.count).max(1) as f64;
+    serde_json::json!({
+        "kind": "steps",
+        "epoch": (epoch - 1) as f64 + steps as f64 / per_epoch as f64,
+        "step": (epoch - 1) * per_epoch + steps,
+        "train_loss": (now.loss_sum - before.loss_sum) / count,
+        "train_acc": (now.correct - before.correct) as f64 / count,
+    })
+    .to_string()
+}
+
+fn curve_points(history: &[EpochReport]) -> Vec<CurvePoint> {
+    history
+        .iter()
+        .map(|r| CurvePoint {
+            epoch: r.epoch as f64,
+            train_loss: r.train_loss,
+            train_acc: r.train_acc,
+            test_loss: Some(r.test_loss),
+            test_acc: Some(r.test_acc),
+        })
+        .collect()
 }
 
 fn check_finite(stats: &EpochStats, epoch: usize, cfg: &TrainConfig, lr: f32) -> Result<()> {

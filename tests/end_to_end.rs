@@ -17,7 +17,7 @@ const REQUIRED_TEST_ACCURACY: f64 = 0.84;
 
 fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
     TrainConfig {
-        spec: ModelSpec::parse(spec).unwrap(),
+        spec: Some(ModelSpec::parse(spec).unwrap()),
         expected_input: None,
         device,
         epochs: 4,
@@ -35,6 +35,12 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         data: mnist_dir(),
         train_limit: Some(2000),
         test_limit: Some(1000),
+        save: None,
+        checkpoint_every: 0,
+        resume: None,
+        log: None,
+        log_every: 0,
+        plot: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn compare_after_epoch(spec: &str, n_images: usize, batch: usize, optimizer: Opt
         order: &order,
         lrs: &lrs,
         first_step: 4,
+        report_every: 0,
     };
     let mut cpu = CpuTrainer::new(
         &graph,

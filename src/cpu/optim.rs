@@ -18,7 +18,7 @@ pub fn sgd_momentum(
 
 /// Adam's hyper-parameters. `decoupled` selects AdamW (weight decay applied
 /// to θ directly, not added to the gradient).
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct AdamConfig {
     pub beta1: f32,
     pub beta2: f32,

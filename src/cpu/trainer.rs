@@ -1,10 +1,10 @@
 //! `--device cpu`: the training step composed from the reference ops.
 
 use super::{network, ops, optim};
-use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress};
+use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress, Update};
 use crate::data::Dataset;
 use crate::graph::Graph;
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 pub struct CpuTrainer {
     graph: Graph,
@@ -111,7 +111,12 @@ impl Backend for CpuTrainer {
                 break;
             }
             self.update(plan.lrs[step], plan.first_step + step);
-            progress(stats.count as usize);
+            let report = (plan.report_every > 0 && (step + 1) % plan.report_every == 0)
+                .then_some((step + 1, stats));
+            progress(Update {
+                examples: stats.count as usize,
+                report,
+            });
         }
         Ok(stats)
     }
@@ -129,12 +134,46 @@ impl Backend for CpuTrainer {
             stats.loss_sum += f64::from(loss);
             stats.correct += u64::from(correct);
             stats.count += indices.len() as u64;
-            progress(stats.count as usize);
+            progress(Update {
+                examples: stats.count as usize,
+                report: None,
+            });
         }
         Ok(stats)
     }
 
     fn params(&self) -> Result<Vec<f32>> {
         Ok(self.params.clone())
+    }
+
+    fn optimizer_state(&self) -> Result<Vec<Vec<f32>>> {
+        Ok(self.state.clone())
+    }
+
+    fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()> {
+        if params.len() != self.params.len()
+            || optimizer_state.len() != self.state.len()
+            || optimizer_state.iter().any(|v| v.len() != self.params.len())
+        {
+            bail!("the saved state does not fit this model and optimiser");
+        }
+        self.params = params.to_vec();
+        self.state = optimizer_state.to_vec();
+        Ok(())
+    }
+
+    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let size = self.graph.input_size();
+        ensure!(
+            x.len() == rows * size,
+            "infer: {rows} inputs need {} values",
+            rows * size
+        );
+        let mut logits = Vec::with_capacity(rows * self.graph.classes());
+        for chunk in x.chunks(self.batch * size) {
+            let fwd = network::forward(&self.graph, &self.params, chunk, chunk.len() / size);
+            logits.extend_from_slice(fwd.logits());
+        }
+        Ok(logits)
     }
 }

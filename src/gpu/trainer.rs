@@ -7,10 +7,10 @@
 use super::kernel::{Binding, Dispatch, StepSlots};
 use super::launch::{MatmulForm, MatmulShape, METRICS_WORDS};
 use super::{GpuContext, Kernels};
-use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress};
+use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress, Update};
 use crate::data::Dataset;
 use crate::graph::{Activation, Graph, Node};
-use anyhow::{ensure, Result};
+use anyhow::{bail, ensure, Result};
 
 /// Steps recorded into one command buffer before it is submitted.
 const STEPS_PER_SUBMIT: usize = 16;
@@ -107,15 +107,24 @@ impl Activations {
 pub struct GpuTrainer {
     ctx: GpuContext,
     batch: usize,
+    input_size: usize,
+    classes: usize,
     param_len: usize,
     params: wgpu::Buffer,
+    /// Velocity (SGD) or the first and second moments (Adam).
+    state: Vec<wgpu::Buffer>,
+    /// The batch input and the logits, for `infer`.
+    x: wgpu::Buffer,
+    logits: wgpu::Buffer,
     train: ResidentSplit,
     test: ResidentSplit,
     train_step: Vec<Dispatch>,
     eval_step: Vec<Dispatch>,
+    /// The forward pass alone, from whatever `x` holds.
+    infer_step: Vec<Dispatch>,
 }
 
-/// Records the forward pass of every node, then the loss.
+/// Records the gather of a batch of `split`, the forward pass, then the loss.
 fn forward_dispatches(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -125,10 +134,6 @@ fn forward_dispatches(
     acts: &Activations,
     split: &ResidentSplit,
 ) -> Vec<Dispatch> {
-    let param = |idx: usize| {
-        let info = &graph.params[idx];
-        Binding::range(params, info.offset, info.len())
-    };
     let mut list = vec![kernels.gather(
         ctx,
         &split.steps.buffer,
@@ -140,6 +145,35 @@ fn forward_dispatches(
         Binding::whole(&acts.x),
         Binding::whole(&acts.labels),
     )];
+    list.extend(node_dispatches(ctx, kernels, graph, batch, params, acts));
+    let last = graph.nodes.len() - 1;
+    list.push(kernels.softmax_xent(
+        ctx,
+        &split.steps.buffer,
+        batch,
+        graph.classes(),
+        Binding::whole(&acts.outputs[last]),
+        Binding::whole(&acts.labels),
+        Binding::whole(&acts.deltas[last]),
+        Binding::whole(&split.metrics),
+    ));
+    list
+}
+
+/// Records the forward pass of every node, from the batch in `acts.x`.
+fn node_dispatches(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    graph: &Graph,
+    batch: usize,
+    params: &wgpu::Buffer,
+    acts: &Activations,
+) -> Vec<Dispatch> {
+    let param = |idx: usize| {
+        let info = &graph.params[idx];
+        Binding::range(params, info.offset, info.len())
+    };
+    let mut list = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
         let input = Binding::whole(acts.input(i));
         let output = Binding::whole(&acts.outputs[i]);
@@ -171,17 +205,6 @@ fn forward_dispatches(
             ),
         });
     }
-    let last = graph.nodes.len() - 1;
-    list.push(kernels.softmax_xent(
-        ctx,
-        &split.steps.buffer,
-        batch,
-        graph.classes(),
-        Binding::whole(&acts.outputs[last]),
-        Binding::whole(&acts.labels),
-        Binding::whole(&acts.deltas[last]),
-        Binding::whole(&split.metrics),
-    ));
     list
 }
 
@@ -320,6 +343,7 @@ impl GpuTrainer {
             .collect();
         let acts = Activations::new(&ctx, graph, batch);
 
+        let infer_step = node_dispatches(&ctx, &kernels, graph, batch, &params, &acts);
         let eval_step =
             forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &test_split);
         let mut train_step =
@@ -339,14 +363,21 @@ impl GpuTrainer {
         ));
         ctx.check(guard)?;
 
+        let last = graph.nodes.len() - 1;
         Ok(GpuTrainer {
             batch,
+            input_size: graph.input_size(),
+            classes: graph.classes(),
             param_len: graph.param_len,
             params,
+            state,
+            x: acts.x,
+            logits: acts.outputs[last].clone(),
             train: train_split,
             test: test_split,
             train_step,
             eval_step,
+            infer_step,
             ctx,
         })
     }
@@ -361,8 +392,14 @@ impl GpuTrainer {
     }
 
     /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
-    /// reporting progress as submissions complete, and reads the metrics once.
-    fn run_epoch(&self, training: bool, progress: Progress) -> Result<EpochStats> {
+    /// reporting progress as submissions complete, and reads the metrics
+    /// once — or also every `report_every` steps when asked to.
+    fn run_epoch(
+        &self,
+        training: bool,
+        report_every: usize,
+        progress: Progress,
+    ) -> Result<EpochStats> {
         let (split, step) = if training {
             (&self.train, &self.train_step)
         } else {
@@ -374,8 +411,12 @@ impl GpuTrainer {
 
         let steps = split.n_steps();
         let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
-        for first in (0..steps).step_by(STEPS_PER_SUBMIT) {
-            let last = (first + STEPS_PER_SUBMIT).min(steps);
+        let mut first = 0;
+        while first < steps {
+            let mut last = (first + STEPS_PER_SUBMIT).min(steps);
+            if let Some(reports_done) = first.checked_div(report_every) {
+                last = last.min((reports_done + 1) * report_every);
+            }
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -393,17 +434,36 @@ impl GpuTrainer {
                 }
             }
             let submitted = self.ctx.queue.submit([encoder.finish()]);
-            // Keep one submission queued behind the one running; report the
-            // older one's steps once it is done.
-            if let Some((previous, done)) = in_flight.replace((submitted, last)) {
+            let examples = |done: usize| (done * self.batch).min(split.len);
+            if report_every > 0 && last % report_every == 0 {
+                // A report point: wait for everything and read the sums.
+                let stats = self.read_metrics(&split.metrics)?;
+                progress(Update {
+                    examples: examples(last),
+                    report: Some((last, stats)),
+                });
+                in_flight = None;
+            } else if let Some((previous, done)) = in_flight.replace((submitted, last)) {
+                // Keep one submission queued behind the one running; report
+                // the older one's steps once it is done.
                 self.ctx.wait_for(previous)?;
-                progress((done * self.batch).min(split.len));
+                progress(Update {
+                    examples: examples(done),
+                    report: None,
+                });
             }
+            first = last;
         }
-        self.ctx.wait()?;
-        progress(split.len);
+        let stats = self.read_metrics(&split.metrics)?;
+        progress(Update {
+            examples: split.len,
+            report: None,
+        });
+        Ok(stats)
+    }
 
-        let words: Vec<u32> = self.ctx.read(&split.metrics, 0, METRICS_WORDS)?;
+    fn read_metrics(&self, metrics: &wgpu::Buffer) -> Result<EpochStats> {
+        let words: Vec<u32> = self.ctx.read(metrics, 0, METRICS_WORDS)?;
         Ok(EpochStats {
             loss_sum: f64::from(f32::from_bits(words[0])),
             correct: u64::from(words[1]),
@@ -458,14 +518,60 @@ impl Backend for GpuTrainer {
             plan.first_step,
             plan.lrs,
         );
-        self.run_epoch(true, progress)
+        self.run_epoch(true, plan.report_every, progress)
     }
 
     fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
-        self.run_epoch(false, progress)
+        self.run_epoch(false, 0, progress)
     }
 
     fn params(&self) -> Result<Vec<f32>> {
         self.ctx.read(&self.params, 0, self.param_len)
+    }
+
+    fn optimizer_state(&self) -> Result<Vec<Vec<f32>>> {
+        self.state
+            .iter()
+            .map(|b| self.ctx.read(b, 0, self.param_len))
+            .collect()
+    }
+
+    fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()> {
+        if params.len() != self.param_len
+            || optimizer_state.len() != self.state.len()
+            || optimizer_state.iter().any(|v| v.len() != self.param_len)
+        {
+            bail!("the saved state does not fit this model and optimiser");
+        }
+        self.ctx
+            .queue
+            .write_buffer(&self.params, 0, bytemuck::cast_slice(params));
+        for (buf, values) in self.state.iter().zip(optimizer_state) {
+            self.ctx
+                .queue
+                .write_buffer(buf, 0, bytemuck::cast_slice(values));
+        }
+        self.ctx.wait()
+    }
+
+    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        ensure!(
+            x.len() == rows * self.input_size,
+            "infer: {rows} inputs need {} values",
+            rows * self.input_size
+        );
+        let mut logits = Vec::with_capacity(rows * self.classes);
+        let mut padded = vec![0.0f32; self.batch * self.input_size];
+        for chunk in x.chunks(self.batch * self.input_size) {
+            padded[..chunk.len()].copy_from_slice(chunk);
+            padded[chunk.len()..].fill(0.0);
+            self.ctx
+                .queue
+                .write_buffer(&self.x, 0, bytemuck::cast_slice(&padded));
+            self.ctx.run(&self.infer_step);
+            let n = chunk.len() / self.input_size;
+            logits.extend(self.ctx.read::<f32>(&self.logits, 0, n * self.classes)?);
+        }
+        Ok(logits)
     }
 }

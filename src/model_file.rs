@@ -1,0 +1,197 @@
+//! A trained model as a file: the graph's parameters as safetensors tensors
+//! with PyTorch's names and layouts (`layers.0.weight` is [out, in] for a
+//! dense layer, [out_c, in_c, k, k] for a conv), the optimiser state beside
+//! them (`optimizer.exp_avg.layers.0.weight`, …), and in the metadata the
+//! model spec, input shape, data normalisation, training settings and
+//! progress, so that `eval`, `predict`, `inspect` and `--resume` need
+//! nothing else.
+
+use crate::backend::Optimizer;
+use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::graph::{Graph, Shape};
+use crate::schedule::ScheduleKind;
+use crate::spec::ModelSpec;
+use crate::train::EpochReport;
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+const MODEL_KEY: &str = "gpunet.model";
+const INPUT_KEY: &str = "gpunet.input";
+const CLASSES_KEY: &str = "gpunet.classes";
+const NORMALISATION_KEY: &str = "gpunet.normalisation";
+const TRAINING_KEY: &str = "gpunet.training";
+const PROGRESS_KEY: &str = "gpunet.progress";
+const HISTORY_KEY: &str = "gpunet.history";
+
+/// How pixels become inputs (the gather kernel's and `ops::gather`'s formula).
+pub const NORMALISATION: &str = "x = u8 pixel / 255";
+
+/// The settings a run was trained with; a resumed run should use the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSettings {
+    pub optimizer: Optimizer,
+    pub lr: f32,
+    pub schedule: ScheduleKind,
+    pub warmup_steps: usize,
+    pub step_epochs: usize,
+    pub gamma: f32,
+    pub batch: usize,
+    pub seed: u64,
+    pub epochs: usize,
+    pub train_limit: Option<usize>,
+}
+
+/// How far a run got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub epochs_done: usize,
+    pub global_step: usize,
+}
+
+/// Everything a model file holds.
+#[derive(Debug, Clone)]
+pub struct SavedModel {
+    pub graph: Graph,
+    pub params: Vec<f32>,
+    /// Empty when the file has no optimiser state.
+    pub optimizer_state: Vec<Vec<f32>>,
+    pub settings: Option<TrainingSettings>,
+    pub progress: Progress,
+    pub history: Vec<EpochReport>,
+}
+
+/// Writes the model atomically (see `checkpoint::save`).
+pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
+    let graph = &model.graph;
+    let mut tensors: Vec<NamedTensor> = graph
+        .params
+        .iter()
+        .map(|info| NamedTensor {
+            name: info.name.clone(),
+            shape: info.shape.clone(),
+            data: model.params[info.range()].to_vec(),
+        })
+        .collect();
+    if let Some(settings) = &model.settings {
+        let names = settings.optimizer.state_names();
+        if model.optimizer_state.len() == names.len() {
+            for (state, prefix) in model.optimizer_state.iter().zip(names) {
+                for info in &graph.params {
+                    tensors.push(NamedTensor {
+                        name: format!("optimizer.{prefix}.{}", info.name),
+                        shape: info.shape.clone(),
+                        data: state[info.range()].to_vec(),
+                    });
+                }
+            }
+        }
+    }
+    let mut metadata = BTreeMap::new();
+    metadata.insert(MODEL_KEY.into(), graph.spec.to_string());
+    let Shape { c, h, w } = graph.input;
+    metadata.insert(INPUT_KEY.into(), format!("{c}x{h}x{w}"));
+    metadata.insert(CLASSES_KEY.into(), graph.classes().to_string());
+    metadata.insert(NORMALISATION_KEY.into(), NORMALISATION.into());
+    if let Some(settings) = &model.settings {
+        metadata.insert(TRAINING_KEY.into(), serde_json::to_string(settings)?);
+    }
+    metadata.insert(PROGRESS_KEY.into(), serde_json::to_string(&model.progress)?);
+    metadata.insert(HISTORY_KEY.into(), serde_json::to_string(&model.history)?);
+    checkpoint::save(path, &Checkpoint { tensors, metadata })
+}
+
+/// Reads a model file, checking that its spec and its tensors agree.
+pub fn load(path: &Path) -> Result<SavedModel> {
+    let ckpt = checkpoint::load(path)?;
+    let name = path.display();
+    let field = |key: &str| -> Result<&String> {
+        ckpt.metadata
+            .get(key)
+            .ok_or_else(|| anyhow!("{name}: the metadata has no {key}"))
+    };
+    let spec =
+        ModelSpec::parse(field(MODEL_KEY)?).with_context(|| format!("{name}: {MODEL_KEY}"))?;
+    let input = parse_shape(field(INPUT_KEY)?).with_context(|| format!("{name}: {INPUT_KEY}"))?;
+    let classes: usize = field(CLASSES_KEY)?
+        .parse()
+        .map_err(|e| anyhow!("{name}: {CLASSES_KEY}: {e}"))?;
+    let graph =
+        Graph::new(&spec, input, classes).with_context(|| format!("{name}: the model {spec}"))?;
+
+    let mut params = vec![0.0; graph.param_len];
+    for info in &graph.params {
+        let tensor = ckpt.tensor(&info.name).ok_or_else(|| {
+            anyhow!(
+                "{name}: no tensor {} (the model {spec} needs one of shape {:?})",
+                info.name,
+                info.shape
+            )
+        })?;
+        if tensor.shape != info.shape {
+            bail!(
+                "{name}: tensor {} has shape {:?} but the model {spec} needs {:?}",
+                info.name,
+                tensor.shape,
+                info.shape
+            );
+        }
+        params[info.range()].copy_from_slice(&tensor.data);
+    }
+    let settings: Option<TrainingSettings> = ckpt
+        .metadata
+        .get(TRAINING_KEY)
+        .map(|s| serde_json::from_str(s))
+        .transpose()
+        .map_err(|e| anyhow!("{name}: {TRAINING_KEY}: {e}"))?;
+    let mut optimizer_state = Vec::new();
+    if let Some(settings) = &settings {
+        for prefix in settings.optimizer.state_names() {
+            let mut state = vec![0.0; graph.param_len];
+            for info in &graph.params {
+                let key = format!("optimizer.{prefix}.{}", info.name);
+                match ckpt.tensor(&key) {
+                    Some(t) if t.shape == info.shape => {
+                        state[info.range()].copy_from_slice(&t.data)
+                    }
+                    Some(t) => bail!(
+                        "{name}: tensor {key} has shape {:?}, not {:?}",
+                        t.shape,
+                        info.shape
+                    ),
+                    None => bail!("{name}: the optimiser state lacks {key}"),
+                }
+            }
+            optimizer_state.push(state);
+        }
+    }
+    let progress = match ckpt.metadata.get(PROGRESS_KEY) {
+        Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{name}: {PROGRESS_KEY}: {e}"))?,
+        None => Progress::default(),
+    };
+    let history = match ckpt.metadata.get(HISTORY_KEY) {
+        Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{name}: {HISTORY_KEY}: {e}"))?,
+        None => Vec::new(),
+    };
+    Ok(SavedModel {
+        graph,
+        params,
+        optimizer_state,
+        settings,
+        progress,
+        history,
+    })
+}
+
+/// "1x28x28" → Shape.
+fn parse_shape(text: &str) -> Result<Shape> {
+    let dims: Vec<usize> = text
+        .split('x')
+        .map(|d| d.parse().map_err(|_| anyhow!("{text:?} is not CxHxW")))
+        .collect::<Result<_>>()?;
+    match dims[..] {
+        [c, h, w] if c * h * w > 0 => Ok(Shape { c, h, w }),
+        _ => bail!("{text:?} is not CxHxW"),
+    }
+}

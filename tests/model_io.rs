@@ -1,0 +1,336 @@
+//! Keeping and using a trained model: save → load, resume, eval, predict,
+//! the metrics log and the curves plot.
+
+mod common;
+
+use common::{gpu, mnist_dir};
+use gpunet::backend::Optimizer;
+use gpunet::checkpoint::{self, Checkpoint};
+use gpunet::cpu::optim::AdamConfig;
+use gpunet::data::{load_mnist, Split};
+use gpunet::infer;
+use gpunet::model_file;
+use gpunet::schedule::ScheduleKind;
+use gpunet::spec::ModelSpec;
+use gpunet::train::{train, DeviceChoice, TrainConfig};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn config(device: DeviceChoice, spec: &str, epochs: usize, save: Option<PathBuf>) -> TrainConfig {
+    TrainConfig {
+        spec: Some(ModelSpec::parse(spec).unwrap()),
+        expected_input: None,
+        device,
+        epochs,
+        batch: 50,
+        optimizer: Optimizer::Adam(AdamConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            decoupled: true,
+        }),
+        lr: 2e-3,
+        schedule: ScheduleKind::Cosine,
+        warmup_steps: 3,
+        step_epochs: 1,
+        gamma: 1.0,
+        seed: 5,
+        data: mnist_dir(),
+        train_limit: Some(400),
+        test_limit: Some(200),
+        save,
+        checkpoint_every: 0,
+        resume: None,
+        log: None,
+        log_every: 0,
+        plot: None,
+    }
+}
+
+fn run(cfg: &TrainConfig) -> Vec<f32> {
+    train(cfg, &mut std::io::sink(), &mut |_| Ok(())).unwrap()
+}
+
+#[test]
+fn save_then_load_is_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    let params = run(&config(
+        DeviceChoice::Cpu,
+        "conv2k3,relu,pool2,dense10",
+        1,
+        Some(path.clone()),
+    ));
+    let saved = model_file::load(&path).unwrap();
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+    assert_eq!(bits(&saved.params), bits(&params));
+    assert_eq!(saved.graph.spec.to_string(), "conv2k3,relu,pool2,dense10");
+    assert_eq!(saved.optimizer_state.len(), 2, "Adam's m and v are saved");
+    assert_eq!(saved.progress.epochs_done, 1);
+    assert_eq!(saved.history.len(), 1);
+    // Saving what was loaded gives the same tensors and metadata.
+    let again = dir.path().join("again.safetensors");
+    model_file::save(&again, &saved).unwrap();
+    let (a, b) = (
+        checkpoint::load(&path).unwrap(),
+        checkpoint::load(&again).unwrap(),
+    );
+    assert_eq!(a.metadata, b.metadata);
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!((&x.name, &x.shape), (&y.name, &y.shape));
+        assert_eq!(bits(&x.data), bits(&y.data), "{}", x.name);
+    }
+}
+
+/// Two epochs, stop, resume to four, against four in one go: the same
+/// weights bit for bit, on the CPU and on the GPU.
+#[test]
+fn interrupted_and_resumed_training_equals_uninterrupted() {
+    let mut devices = vec![DeviceChoice::Cpu];
+    if gpu().is_some() {
+        devices.push(DeviceChoice::Gpu);
+    }
+    for device in devices {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = "conv3k3p1,relu,pool2,dense16,tanh,dense10";
+        let straight = run(&config(device, spec, 4, None));
+
+        // The same run, interrupted (the callback fails, as Ctrl-C would
+        // stop it) after the checkpoint of epoch 2.
+        let ckpt = dir.path().join("ckpt.safetensors");
+        let mut first = config(device, spec, 4, Some(ckpt.clone()));
+        first.checkpoint_every = 2;
+        let interrupted = train(&first, &mut std::io::sink(), &mut |report| {
+            anyhow::ensure!(report.epoch < 2, "interrupted");
+            Ok(())
+        });
+        assert!(interrupted.is_err());
+        let mut second = config(device, spec, 4, Some(dir.path().join("final.safetensors")));
+        second.spec = None;
+        second.resume = Some(ckpt);
+        let resumed = run(&second);
+        assert_eq!(
+            resumed.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            straight.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            "{device:?}: resumed weights differ"
+        );
+    }
+}
+
+#[test]
+fn a_gpu_checkpoint_evaluates_the_same_on_the_cpu() {
+    let Some(_) = gpu() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gpu.safetensors");
+    run(&config(
+        DeviceChoice::Gpu,
+        "conv4k3,relu,pool2,dense10",
+        1,
+        Some(path.clone()),
+    ));
+    let model = model_file::load(&path).unwrap();
+    let test = load_mnist(&mnist_dir(), Split::Test)
+        .unwrap()
+        .truncated(300);
+    let mut sink = std::io::sink();
+    let mut on_cpu = infer::open_model(DeviceChoice::Cpu, &model, &mut sink).unwrap();
+    let mut on_gpu = infer::open_model(DeviceChoice::Gpu, &model, &mut sink).unwrap();
+    let cpu_report = infer::evaluate(on_cpu.as_mut(), &test, 10).unwrap();
+    let gpu_report = infer::evaluate(on_gpu.as_mut(), &test, 10).unwrap();
+    assert_eq!(cpu_report.confusion, gpu_report.confusion);
+    assert!((cpu_report.loss - gpu_report.loss).abs() < 1e-4);
+    assert_eq!(cpu_report.confusion.iter().flatten().sum::<u64>(), 300);
+}
+
+#[test]
+fn loading_a_file_that_does_not_fit_names_the_problem() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.safetensors");
+    run(&config(
+        DeviceChoice::Cpu,
+        "dense8,relu,dense10",
+        1,
+        Some(path.clone()),
+    ));
+    let mut ckpt = checkpoint::load(&path).unwrap();
+
+    ckpt.metadata
+        .insert("gpunet.model".into(), "dense9,relu,dense10".into());
+    let bad = dir.path().join("bad.safetensors");
+    checkpoint::save(&bad, &ckpt).unwrap();
+    let err = format!("{:#}", model_file::load(&bad).unwrap_err());
+    assert!(err.contains("tensor layers.0.weight has shape [8, 784] but the model dense9,relu,dense10 needs [9, 784]"), "{err}");
+
+    ckpt.metadata
+        .insert("gpunet.model".into(), "dense8,relu,dense10".into());
+    ckpt.tensors.retain(|t| t.name != "layers.2.bias");
+    checkpoint::save(&bad, &ckpt).unwrap();
+    let err = format!("{:#}", model_file::load(&bad).unwrap_err());
+    assert!(err.contains("no tensor layers.2.bias"), "{err}");
+
+    let foreign = Checkpoint::default();
+    checkpoint::save(&bad, &foreign).unwrap();
+    let err = format!("{:#}", model_file::load(&bad).unwrap_err());
+    assert!(err.contains("the metadata has no gpunet.model"), "{err}");
+}
+
+fn gpunet(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn write_digit(
+    path: &Path,
+    pixels: &[u8],
+    scale: u32,
+    canvas: (u32, u32),
+    at: (u32, u32),
+    invert: bool,
+) {
+    let mut img = image::GrayImage::from_pixel(
+        canvas.0,
+        canvas.1,
+        image::Luma([if invert { 255 } else { 0 }]),
+    );
+    for y in 0..28 * scale {
+        for x in 0..28 * scale {
+            let v = pixels[((y / scale) * 28 + x / scale) as usize];
+            img.put_pixel(
+                at.0 + x,
+                at.1 + y,
+                image::Luma([if invert { 255 - v } else { v }]),
+            );
+        }
+    }
+    img.save(path).unwrap();
+}
+
+#[test]
+fn cli_saves_logs_plots_evaluates_and_predicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name).to_str().unwrap().to_owned();
+    let out = gpunet(&[
+        "train",
+        "--device",
+        "cpu",
+        "--train-limit",
+        "2000",
+        "--test-limit",
+        "500",
+        "--epochs",
+        "2",
+        "--save",
+        &p("m.safetensors"),
+        "--log",
+        &p("log.jsonl"),
+        "--log-every",
+        "10",
+        "--plot",
+        &p("curves.png"),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // The log: 16 steps per epoch, a line at step 10 and one per epoch.
+    let log = std::fs::read_to_string(p("log.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let epochs: Vec<&serde_json::Value> = lines.iter().filter(|v| v["kind"] == "epoch").collect();
+    assert_eq!(epochs.len(), 2);
+    assert_eq!(epochs[1]["epoch"], 2);
+    assert!(epochs[1]["test_acc"].as_f64().unwrap() > 0.5);
+    assert_eq!(lines.iter().filter(|v| v["kind"] == "steps").count(), 2);
+
+    let plot = image::open(p("curves.png")).unwrap();
+    assert_eq!((plot.width(), plot.height()), (1000, 420));
+
+    let out = gpunet(&[
+        "eval",
+        "--model",
+        &p("m.safetensors"),
+        "--device",
+        "cpu",
+        "--test-limit",
+        "500",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["count"], 500);
+    assert_eq!(report["confusion"].as_array().unwrap().len(), 10);
+    let acc = report["accuracy"].as_f64().unwrap();
+    assert!(
+        (acc - epochs[1]["test_acc"].as_f64().unwrap()).abs() < 1e-9,
+        "eval agrees with training's test pass"
+    );
+
+    // A test digit as MNIST has it, and the same digit drawn 3× larger,
+    // dark on light and off-centre on a bigger page: the same prediction.
+    let test = load_mnist(&mnist_dir(), Split::Test).unwrap();
+    write_digit(
+        &dir.path().join("raw.png"),
+        test.image(0),
+        1,
+        (28, 28),
+        (0, 0),
+        false,
+    );
+    write_digit(
+        &dir.path().join("photo.png"),
+        test.image(0),
+        3,
+        (160, 120),
+        (60, 20),
+        true,
+    );
+    std::fs::write(dir.path().join("empty.png"), b"").unwrap();
+    std::fs::write(dir.path().join("text.png"), b"not an image").unwrap();
+    let out = gpunet(&[
+        "predict",
+        "--model",
+        &p("m.safetensors"),
+        "--device",
+        "cpu",
+        "--json",
+        &p("raw.png"),
+        &p("empty.png"),
+        &p("photo.png"),
+        &p("text.png"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "two files fail");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("empty.png: the file is empty"), "{stderr}");
+    assert!(
+        stderr.contains("text.png: cannot decode it as an image"),
+        "{stderr}"
+    );
+    let preds: Vec<serde_json::Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(preds.len(), 4);
+    let top = |v: &serde_json::Value| v["top"][0][0].as_u64().unwrap();
+    assert_eq!(
+        top(&preds[0]),
+        u64::from(test.labels[0]),
+        "the raw digit is recognised"
+    );
+    assert_eq!(
+        top(&preds[2]),
+        top(&preds[0]),
+        "the photographed digit gets the same answer"
+    );
+}
