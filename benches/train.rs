@@ -36,6 +36,7 @@ fn train_epoch(c: &mut Criterion) {
                 lrs: &lrs,
                 first_step: 0,
                 report_every: 0,
+                snapshot_every: 0,
             };
             let mut cpu =
                 CpuTrainer::new(&graph, batch, sgd, init.clone(), data.clone(), data.clone());

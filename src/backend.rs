@@ -52,13 +52,17 @@ impl EpochStats {
 }
 
 /// Where an epoch has got to.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Update {
     /// Examples processed so far in this pass.
     pub examples: usize,
     /// Steps done so far, and the loss and accuracy summed over them; only
     /// at the report points asked for by `EpochPlan::report_every`.
     pub report: Option<(usize, EpochStats)>,
+    /// Steps done so far and the first parameter tensor's values (the
+    /// first layer's weights), at the points asked for by
+    /// `EpochPlan::snapshot_every`.
+    pub snapshot: Option<(usize, Vec<f32>)>,
 }
 
 /// Calls back as an epoch progresses.
@@ -77,6 +81,9 @@ pub struct EpochPlan<'a> {
     /// at the end). On the GPU each report is a read-back, so a small value
     /// costs speed.
     pub report_every: usize,
+    /// Snapshot the first layer's weights every this many steps (0: never);
+    /// a read-back on the GPU too.
+    pub snapshot_every: usize,
 }
 
 /// A network planned on a device, with the training and test sets resident.
@@ -96,7 +103,25 @@ pub trait Backend {
     fn optimizer_state(&self) -> Result<Vec<Vec<f32>>>;
     /// Replaces the parameters and the optimiser state (to resume a run).
     fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()>;
-    /// The logits of `rows` inputs x (rows × input size, normalised like
-    /// the training data), computed in batches of the planned size.
-    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>>;
+    /// The outputs (after their activation) of the given nodes for `rows`
+    /// inputs x (rows × input size, normalised like the training data),
+    /// computed in batches of the planned size.
+    fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>>;
+    /// ∂/∂x of Σ seed ⊙ z, where z is the pre-activation output of `node`
+    /// (rows × its output_len) for at most a batch of inputs x: the engine's
+    /// backward pass run to the input, for activation maximisation.
+    fn input_gradient(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        node: usize,
+        seed: &[f32],
+    ) -> Result<Vec<f32>>;
+    /// Number of nodes in the planned graph.
+    fn node_count(&self) -> usize;
+    /// The logits of `rows` inputs x.
+    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let last = self.node_count() - 1;
+        Ok(self.node_outputs(x, rows, &[last])?.remove(0))
+    }
 }

@@ -128,6 +128,10 @@ pub struct TrainArgs {
     /// Draw the loss and accuracy curves into this PNG after every epoch.
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Keep the first layer's weights every K steps, saved with the model (needs --save);
+    /// `gpunet inspect` animates them.
+    #[arg(long, default_value_t = 0)]
+    pub snapshot_every: usize,
 }
 
 #[derive(Args)]
@@ -273,6 +277,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         log: args.log,
         log_every: args.log_every,
         plot: args.plot,
+        snapshot_every: args.snapshot_every,
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {

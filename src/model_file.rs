@@ -24,6 +24,9 @@ const NORMALISATION_KEY: &str = "gpunet.normalisation";
 const TRAINING_KEY: &str = "gpunet.training";
 const PROGRESS_KEY: &str = "gpunet.progress";
 const HISTORY_KEY: &str = "gpunet.history";
+const SNAPSHOT_STEPS_KEY: &str = "gpunet.snapshot_steps";
+/// The first layer's weights over training: (snapshots, ...weight shape).
+const SNAPSHOTS_PREFIX: &str = "snapshots.";
 
 /// How pixels become inputs (the gather kernel's and `ops::gather`'s formula).
 pub const NORMALISATION: &str = "x = u8 pixel / 255";
@@ -60,6 +63,8 @@ pub struct SavedModel {
     pub settings: Option<TrainingSettings>,
     pub progress: Progress,
     pub history: Vec<EpochReport>,
+    /// The first layer's weights at these global steps (`--snapshot-every`).
+    pub snapshots: Vec<(usize, Vec<f32>)>,
 }
 
 /// Writes the model atomically (see `checkpoint::save`).
@@ -88,7 +93,24 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
             }
         }
     }
+    if let (Some(first), false) = (graph.params.first(), model.snapshots.is_empty()) {
+        let mut shape = vec![model.snapshots.len()];
+        shape.extend_from_slice(&first.shape);
+        tensors.push(NamedTensor {
+            name: format!("{SNAPSHOTS_PREFIX}{}", first.name),
+            shape,
+            data: model
+                .snapshots
+                .iter()
+                .flat_map(|(_, w)| w.iter().copied())
+                .collect(),
+        });
+    }
     let mut metadata = BTreeMap::new();
+    if !model.snapshots.is_empty() {
+        let steps: Vec<usize> = model.snapshots.iter().map(|(s, _)| *s).collect();
+        metadata.insert(SNAPSHOT_STEPS_KEY.into(), serde_json::to_string(&steps)?);
+    }
     metadata.insert(MODEL_KEY.into(), graph.spec.to_string());
     let Shape { c, h, w } = graph.input;
     metadata.insert(INPUT_KEY.into(), format!("{c}x{h}x{w}"));
@@ -174,6 +196,29 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{name}: {HISTORY_KEY}: {e}"))?,
         None => Vec::new(),
     };
+    let mut snapshots = Vec::new();
+    if let (Some(steps), Some(first)) =
+        (ckpt.metadata.get(SNAPSHOT_STEPS_KEY), graph.params.first())
+    {
+        let steps: Vec<usize> = serde_json::from_str(steps)
+            .map_err(|e| anyhow!("{name}: {SNAPSHOT_STEPS_KEY}: {e}"))?;
+        let key = format!("{SNAPSHOTS_PREFIX}{}", first.name);
+        let tensor = ckpt.tensor(&key).ok_or_else(|| {
+            anyhow!("{name}: {SNAPSHOT_STEPS_KEY} is set but there is no tensor {key}")
+        })?;
+        if tensor.data.len() != steps.len() * first.len() {
+            bail!(
+                "{name}: {key} does not hold {} snapshots of {:?}",
+                steps.len(),
+                first.shape
+            );
+        }
+        snapshots = steps
+            .into_iter()
+            .zip(tensor.data.chunks(first.len()))
+            .map(|(s, w)| (s, w.to_vec()))
+            .collect();
+    }
     Ok(SavedModel {
         graph,
         params,
@@ -181,6 +226,7 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         settings,
         progress,
         history,
+        snapshots,
     })
 }
 

@@ -60,6 +60,9 @@ pub struct TrainConfig {
     pub log_every: usize,
     /// A PNG of the loss and accuracy curves, redrawn after every epoch.
     pub plot: Option<PathBuf>,
+    /// Keep the first layer's weights every this many steps (saved with the
+    /// model, for `inspect`'s animation).
+    pub snapshot_every: usize,
 }
 
 impl TrainConfig {
@@ -216,6 +219,9 @@ pub fn train(
     if cfg.checkpoint_every > 0 && cfg.save.is_none() {
         bail!("--checkpoint-every needs --save PATH to know where to write the checkpoints");
     }
+    if cfg.snapshot_every > 0 && cfg.save.is_none() {
+        bail!("--snapshot-every needs --save PATH: the snapshots are saved with the model");
+    }
     let resumed = cfg
         .resume
         .as_deref()
@@ -270,6 +276,10 @@ pub fn train(
     let settings = cfg.settings();
     let mut progress = model_file::Progress::default();
     let mut history: Vec<EpochReport> = Vec::new();
+    let mut snapshots: Vec<(usize, Vec<f32>)> = Vec::new();
+    if cfg.snapshot_every > 0 {
+        snapshots.push((0, init[graph.params[0].range()].to_vec()));
+    }
     if let Some(saved) = resumed {
         if saved.graph.input != graph.input {
             bail!(
@@ -297,6 +307,7 @@ pub fn train(
         backend.load_state(&saved.params, &saved.optimizer_state)?;
         progress = saved.progress;
         history = saved.history;
+        snapshots = saved.snapshots;
         writeln!(
             log,
             "resuming after epoch {} (step {})",
@@ -335,6 +346,7 @@ pub fn train(
             lrs: &lrs,
             first_step,
             report_every: cfg.log_every,
+            snapshot_every: cfg.snapshot_every,
         };
         let start = Instant::now();
         let mut last_report = (0, EpochStats::default());
@@ -350,6 +362,9 @@ pub fn train(
                     &last_report.1,
                 ));
                 last_report = (steps, stats);
+            }
+            if let Some((steps, weights)) = update.snapshot {
+                snapshots.push((first_step + steps, weights));
             }
         })?;
         let seconds = start.elapsed().as_secs_f64();
@@ -414,6 +429,7 @@ pub fn train(
                 settings: Some(settings.clone()),
                 progress,
                 history: history.clone(),
+                snapshots: snapshots.clone(),
             };
             model_file::save(path, &saved)?;
             writeln!(log, "saved {} (after epoch {epoch})", path.display())?;

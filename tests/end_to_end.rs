@@ -41,6 +41,7 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         log: None,
         log_every: 0,
         plot: None,
+        snapshot_every: 0,
     }
 }
 

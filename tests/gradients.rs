@@ -314,3 +314,40 @@ fn whole_cnn_gradient_is_the_derivative_of_its_loss() {
     );
     check_network("conv2k5p2,sigmoid,pool3s2,dense3", input, 18);
 }
+
+/// The gradient of one unit's pre-activation with respect to the input (what
+/// activation maximisation climbs), against central differences.
+#[test]
+fn input_gradient_of_a_unit_is_the_derivative() {
+    let input = Shape { c: 1, h: 6, w: 6 };
+    let graph = Graph::new(
+        &ModelSpec::parse("conv2k3,tanh,dense5,sigmoid,dense3").unwrap(),
+        input,
+        3,
+    )
+    .unwrap();
+    let params = graph.init_params(21);
+    let mut rng = rng(22);
+    let x = random_vec(&mut rng, input.len(), 1.0);
+    for (node, unit) in [(0, 7), (1, 2), (2, 1)] {
+        let len = graph.nodes[node].output_len();
+        let mut seed = vec![0.0; len];
+        seed[unit] = 1.0;
+        let fwd = network::forward(&graph, &params, &x, 1);
+        let mut grads = vec![0.0; graph.param_len];
+        let dx = network::backward_from(
+            &graph, &params, &x, &fwd, node, true, seed, &mut grads, true,
+        )
+        .unwrap();
+        // The pre-activation: invert the node's activation at that unit.
+        let pre = |x: &[f32]| {
+            let y = network::forward(&graph, &params, x, 1).outputs[node][unit];
+            match node {
+                0 => y.atanh(),
+                1 => (y / (1.0 - y)).ln(),
+                _ => y,
+            }
+        };
+        check_gradient(&format!("node {node} unit {unit}"), &x, &dx, pre);
+    }
+}

@@ -45,6 +45,7 @@ fn config(device: DeviceChoice, spec: &str, epochs: usize, save: Option<PathBuf>
         log: None,
         log_every: 0,
         plot: None,
+        snapshot_every: 0,
     }
 }
 
@@ -333,4 +334,39 @@ fn cli_saves_logs_plots_evaluates_and_predicts() {
         top(&preds[0]),
         "the photographed digit gets the same answer"
     );
+}
+
+/// `--snapshot-every`: the first layer's weights at step 0 and every K
+/// steps are saved with the model, the same on both devices.
+#[test]
+fn snapshots_of_the_first_layer_are_saved() {
+    let mut devices = vec![DeviceChoice::Cpu];
+    if gpu().is_some() {
+        devices.push(DeviceChoice::Gpu);
+    }
+    let mut runs = Vec::new();
+    for device in devices {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        let mut cfg = config(device, "dense8,relu,dense10", 2, Some(path.clone()));
+        cfg.snapshot_every = 3; // 8 steps per epoch
+        let final_params = run(&cfg);
+        let saved = model_file::load(&path).unwrap();
+        let steps: Vec<usize> = saved.snapshots.iter().map(|(s, _)| *s).collect();
+        assert_eq!(steps, vec![0, 3, 6, 11, 14], "{device:?}");
+        assert_eq!(
+            saved.snapshots[0].1,
+            saved.graph.init_params(5)[saved.graph.params[0].range()]
+        );
+        assert_ne!(
+            saved.snapshots[4].1,
+            final_params[saved.graph.params[0].range()]
+        );
+        runs.push(saved.snapshots);
+    }
+    if let [cpu, gpu] = &runs[..] {
+        for ((_, c), (_, g)) in cpu.iter().zip(gpu) {
+            common::assert_close("snapshot", g, c, 1e-5, 1e-3);
+        }
+    }
 }

@@ -48,6 +48,7 @@ fn compare_after_epoch(spec: &str, n_images: usize, batch: usize, optimizer: Opt
         lrs: &lrs,
         first_step: 4,
         report_every: 0,
+        snapshot_every: 0,
     };
     let mut cpu = CpuTrainer::new(
         &graph,
@@ -112,4 +113,51 @@ fn one_cnn_step_on_gpu_equals_one_on_cpu() {
 fn cnn_steps_with_adam_agree() {
     compare_after_epoch("conv3k5s2p2,tanh,pool3s2,dense10", 20, 8, adam(true));
     compare_after_epoch("conv4k3,relu,pool2,dense10", 12, 12, adam(false));
+}
+
+/// The inspect paths: every node's outputs, and the gradient of a node's
+/// pre-activation with respect to the input, agree between the devices.
+#[test]
+fn node_outputs_and_input_gradients_agree() {
+    let Some(ctx) = gpu() else { return };
+    let data = load_mnist(&mnist_dir(), Split::Test).unwrap().truncated(20);
+    let spec = ModelSpec::parse("conv4k3p1,relu,pool2,dense12,sigmoid,dense10").unwrap();
+    let graph = Graph::new(&spec, Shape { c: 1, h: 28, w: 28 }, 10).unwrap();
+    let init = graph.init_params(9);
+    let mut cpu = CpuTrainer::new(&graph, 8, SGD, init.clone(), data.clone(), data.clone());
+    let mut gpu = GpuTrainer::new(ctx, &graph, 8, SGD, &init, &data, &data).unwrap();
+    let x: Vec<f32> = data.images.iter().map(|&p| f32::from(p) / 255.0).collect();
+    let nodes = [0, 1, 2, 3];
+    let (c, g) = (
+        cpu.node_outputs(&x, 20, &nodes).unwrap(),
+        gpu.node_outputs(&x, 20, &nodes).unwrap(),
+    );
+    for (i, (c, g)) in c.iter().zip(&g).enumerate() {
+        assert_eq!(c.len(), 20 * graph.nodes[i].output_len());
+        assert_close(&format!("node {i} outputs"), g, c, 1e-4, 1e-4);
+    }
+    for node in nodes {
+        let rows = 5;
+        let len = graph.nodes[node].output_len();
+        // One unit per row, away from the image border (where a ReLU
+        // network's units often see only zeros).
+        let mut seed = vec![0.0; rows * len];
+        for r in 0..rows {
+            seed[r * len + (len / 2 + 7 * r) % len] = 1.0;
+        }
+        let xs = &x[..rows * 784];
+        let want = cpu.input_gradient(xs, rows, node, &seed).unwrap();
+        let got = gpu.input_gradient(xs, rows, node, &seed).unwrap();
+        assert!(
+            want.iter().any(|&v| v != 0.0),
+            "node {node}: a non-zero gradient"
+        );
+        assert_close(
+            &format!("node {node} input gradient"),
+            &got,
+            &want,
+            1e-5,
+            1e-3,
+        );
+    }
 }

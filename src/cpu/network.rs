@@ -63,19 +63,41 @@ pub fn backward(
     params: &[f32],
     x: &[f32],
     fwd: &Forward,
+    delta: Vec<f32>,
+    grads: &mut [f32],
+    input_grad: bool,
+) -> Option<Vec<f32>> {
+    let last = graph.nodes.len() - 1;
+    backward_from(graph, params, x, fwd, last, false, delta, grads, input_grad)
+}
+
+/// The backward pass from node `from`, whose seed gradient `delta` is with
+/// respect to its output, or to its pre-activation when `pre_activation`
+/// (then its activation's derivative is not applied).
+#[allow(clippy::too_many_arguments)]
+pub fn backward_from(
+    graph: &Graph,
+    params: &[f32],
+    x: &[f32],
+    fwd: &Forward,
+    from: usize,
+    pre_activation: bool,
     mut delta: Vec<f32>,
     grads: &mut [f32],
     input_grad: bool,
 ) -> Option<Vec<f32>> {
     let rows = fwd.rows;
-    for (i, node) in graph.nodes.iter().enumerate().rev() {
+    for (i, node) in graph.nodes.iter().enumerate().take(from + 1).rev() {
+        let skip_activation = i == from && pre_activation;
         let input = if i == 0 { x } else { &fwd.outputs[i - 1] };
         let want_dx = i > 0 || input_grad;
         let mut dx = vec![0.0; if want_dx { rows * node.input_len() } else { 0 }];
         match node {
             Node::Dense(d) => {
                 // dz = dy ⊙ f'(y); dW (out,in) = dzᵀ · x; db = Σ_rows dz; dx = dz · W
-                ops::activation_backward(d.activation, &fwd.outputs[i], &mut delta);
+                if !skip_activation {
+                    ops::activation_backward(d.activation, &fwd.outputs[i], &mut delta);
+                }
                 let w = graph.params[d.weight].range();
                 ops::matmul_tn(
                     &delta,
@@ -91,7 +113,9 @@ pub fn backward(
                 }
             }
             Node::Conv(c) => {
-                ops::activation_backward(c.activation, &fwd.outputs[i], &mut delta);
+                if !skip_activation {
+                    ops::activation_backward(c.activation, &fwd.outputs[i], &mut delta);
+                }
                 let w = graph.params[c.weight].range();
                 conv::conv2d_backward_weight(&delta, input, &mut grads[w.clone()], rows, c);
                 conv::conv2d_backward_bias(

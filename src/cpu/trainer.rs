@@ -111,11 +111,14 @@ impl Backend for CpuTrainer {
                 break;
             }
             self.update(plan.lrs[step], plan.first_step + step);
-            let report = (plan.report_every > 0 && (step + 1) % plan.report_every == 0)
-                .then_some((step + 1, stats));
+            let due = |every: usize| every > 0 && (step + 1) % every == 0;
+            let report = due(plan.report_every).then_some((step + 1, stats));
+            let snapshot = due(plan.snapshot_every)
+                .then(|| (step + 1, self.params[self.graph.params[0].range()].to_vec()));
             progress(Update {
                 examples: stats.count as usize,
                 report,
+                snapshot,
             });
         }
         Ok(stats)
@@ -137,6 +140,7 @@ impl Backend for CpuTrainer {
             progress(Update {
                 examples: stats.count as usize,
                 report: None,
+                snapshot: None,
             });
         }
         Ok(stats)
@@ -162,18 +166,56 @@ impl Backend for CpuTrainer {
         Ok(())
     }
 
-    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    fn node_count(&self) -> usize {
+        self.graph.nodes.len()
+    }
+
+    fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>> {
         let size = self.graph.input_size();
         ensure!(
             x.len() == rows * size,
-            "infer: {rows} inputs need {} values",
+            "{rows} inputs need {} values",
             rows * size
         );
-        let mut logits = Vec::with_capacity(rows * self.graph.classes());
+        let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); nodes.len()];
         for chunk in x.chunks(self.batch * size) {
             let fwd = network::forward(&self.graph, &self.params, chunk, chunk.len() / size);
-            logits.extend_from_slice(fwd.logits());
+            for (out, &node) in outputs.iter_mut().zip(nodes) {
+                out.extend_from_slice(&fwd.outputs[node]);
+            }
         }
-        Ok(logits)
+        Ok(outputs)
+    }
+
+    fn input_gradient(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        node: usize,
+        seed: &[f32],
+    ) -> Result<Vec<f32>> {
+        let size = self.graph.input_size();
+        ensure!(
+            rows <= self.batch,
+            "input_gradient takes at most {} rows",
+            self.batch
+        );
+        ensure!(
+            x.len() == rows * size && seed.len() == rows * self.graph.nodes[node].output_len(),
+            "input_gradient: wrong lengths"
+        );
+        let fwd = network::forward(&self.graph, &self.params, x, rows);
+        let grad = network::backward_from(
+            &self.graph,
+            &self.params,
+            x,
+            &fwd,
+            node,
+            true,
+            seed.to_vec(),
+            &mut self.grads,
+            true,
+        );
+        Ok(grad.unwrap_or_default())
     }
 }

@@ -106,22 +106,24 @@ impl Activations {
 
 pub struct GpuTrainer {
     ctx: GpuContext,
+    kernels: Kernels,
+    graph: Graph,
     batch: usize,
-    input_size: usize,
-    classes: usize,
-    param_len: usize,
     params: wgpu::Buffer,
+    grads: wgpu::Buffer,
     /// Velocity (SGD) or the first and second moments (Adam).
     state: Vec<wgpu::Buffer>,
-    /// The batch input and the logits, for `infer`.
-    x: wgpu::Buffer,
-    logits: wgpu::Buffer,
+    acts: Activations,
+    /// ∂objective/∂x for `input_gradient`.
+    input_grad: wgpu::Buffer,
     train: ResidentSplit,
     test: ResidentSplit,
     train_step: Vec<Dispatch>,
     eval_step: Vec<Dispatch>,
-    /// The forward pass alone, from whatever `x` holds.
+    /// The forward pass alone, from whatever `acts.x` holds.
     infer_step: Vec<Dispatch>,
+    /// Backward passes from a node to the input, made on first use.
+    input_grad_steps: std::collections::HashMap<usize, Vec<Dispatch>>,
 }
 
 /// Records the gather of a batch of `split`, the forward pass, then the loss.
@@ -208,8 +210,21 @@ fn node_dispatches(
     list
 }
 
-/// Records the backward pass of every node, last to first, writing every
-/// parameter gradient into `grads`.
+/// Where a backward pass starts and what it produces.
+struct BackwardFrom<'a> {
+    /// The node whose `deltas` buffer holds the seed gradient.
+    node: usize,
+    /// The seed is the gradient with respect to the node's pre-activation
+    /// (so its activation's derivative is not applied); otherwise with
+    /// respect to its output.
+    pre_activation: bool,
+    /// Where the gradient with respect to the input batch goes, if wanted.
+    input_grad: Option<&'a wgpu::Buffer>,
+}
+
+/// Records the backward pass from `from.node` down to the first node,
+/// writing every parameter gradient on the way into `grads`.
+#[allow(clippy::too_many_arguments)]
 fn backward_dispatches(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -218,16 +233,20 @@ fn backward_dispatches(
     params: &wgpu::Buffer,
     grads: &wgpu::Buffer,
     acts: &Activations,
+    from: BackwardFrom,
 ) -> Vec<Dispatch> {
     let range = |buf, idx: usize| {
         let info = &graph.params[idx];
         Binding::range(buf, info.offset, info.len())
     };
     let mut list = Vec::new();
-    for (i, node) in graph.nodes.iter().enumerate().rev() {
+    for (i, node) in graph.nodes.iter().enumerate().take(from.node + 1).rev() {
         let input = Binding::whole(acts.input(i));
         let delta = Binding::whole(&acts.deltas[i]);
         let activation = match node {
+            Node::Dense(_) | Node::Conv(_) if i == from.node && from.pre_activation => {
+                Activation::Identity
+            }
             Node::Dense(d) => d.activation,
             Node::Conv(c) => c.activation,
             Node::MaxPool(_) => Activation::Identity,
@@ -242,7 +261,11 @@ fn backward_dispatches(
                 delta,
             ));
         }
-        let dx = (i > 0).then(|| Binding::whole(&acts.deltas[i - 1]));
+        let dx = if i > 0 {
+            Some(Binding::whole(&acts.deltas[i - 1]))
+        } else {
+            from.input_grad.map(Binding::whole)
+        };
         match node {
             Node::Dense(d) => {
                 // dW (out,in) = dzᵀ · x
@@ -319,6 +342,18 @@ fn backward_dispatches(
 }
 
 impl GpuTrainer {
+    /// Writes up to a batch of inputs into the batch buffer, zero-padded.
+    fn write_batch(&self, x: &[f32]) -> Result<()> {
+        let size = self.graph.input_size();
+        ensure!(x.len() <= self.batch * size, "more inputs than a batch");
+        let mut padded = vec![0.0f32; self.batch * size];
+        padded[..x.len()].copy_from_slice(x);
+        self.ctx
+            .queue
+            .write_buffer(&self.acts.x, 0, bytemuck::cast_slice(&padded));
+        Ok(())
+    }
+
     pub fn new(
         ctx: GpuContext,
         graph: &Graph,
@@ -348,8 +383,20 @@ impl GpuTrainer {
             forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &test_split);
         let mut train_step =
             forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &train_split);
+        let last = graph.nodes.len() - 1;
         train_step.extend(backward_dispatches(
-            &ctx, &kernels, graph, batch, &params, &grads, &acts,
+            &ctx,
+            &kernels,
+            graph,
+            batch,
+            &params,
+            &grads,
+            &acts,
+            BackwardFrom {
+                node: last,
+                pre_activation: false,
+                input_grad: None,
+            },
         ));
         let state_bindings: Vec<Binding> = state.iter().map(Binding::whole).collect();
         train_step.push(kernels.optimizer_update(
@@ -363,21 +410,21 @@ impl GpuTrainer {
         ));
         ctx.check(guard)?;
 
-        let last = graph.nodes.len() - 1;
         Ok(GpuTrainer {
             batch,
-            input_size: graph.input_size(),
-            classes: graph.classes(),
-            param_len: graph.param_len,
+            graph: graph.clone(),
             params,
+            grads,
             state,
-            x: acts.x,
-            logits: acts.outputs[last].clone(),
+            input_grad: ctx.storage_zeroed("input grad", batch * graph.input_size()),
+            acts,
+            kernels,
             train: train_split,
             test: test_split,
             train_step,
             eval_step,
             infer_step,
+            input_grad_steps: Default::default(),
             ctx,
         })
     }
@@ -394,10 +441,16 @@ impl GpuTrainer {
     /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
     /// reporting progress as submissions complete, and reads the metrics
     /// once — or also every `report_every` steps when asked to.
+    /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
+    /// reporting progress as submissions complete, and reads the metrics
+    /// once — and also, when asked, the running sums every `report_every`
+    /// steps and the first layer's weights every `snapshot_every` steps
+    /// (each such stop is a read-back that waits for the GPU).
     fn run_epoch(
         &self,
         training: bool,
         report_every: usize,
+        snapshot_every: usize,
         progress: Progress,
     ) -> Result<EpochStats> {
         let (split, step) = if training {
@@ -409,14 +462,23 @@ impl GpuTrainer {
         clear.clear_buffer(&split.metrics, 0, None);
         self.ctx.queue.submit([clear.finish()]);
 
+        let next_multiple =
+            |done: usize, every: usize| done.checked_div(every).map(|k| (k + 1) * every);
+        let is_multiple = |done: usize, every: usize| every > 0 && done % every == 0;
         let steps = split.n_steps();
         let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
         let mut first = 0;
         while first < steps {
-            let mut last = (first + STEPS_PER_SUBMIT).min(steps);
-            if let Some(reports_done) = first.checked_div(report_every) {
-                last = last.min((reports_done + 1) * report_every);
-            }
+            let last = [
+                Some(first + STEPS_PER_SUBMIT),
+                Some(steps),
+                next_multiple(first, report_every),
+                next_multiple(first, snapshot_every),
+            ]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(steps);
             let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -435,12 +497,32 @@ impl GpuTrainer {
             }
             let submitted = self.ctx.queue.submit([encoder.finish()]);
             let examples = |done: usize| (done * self.batch).min(split.len);
-            if report_every > 0 && last % report_every == 0 {
-                // A report point: wait for everything and read the sums.
-                let stats = self.read_metrics(&split.metrics)?;
+            let (report_due, snapshot_due) = (
+                is_multiple(last, report_every),
+                is_multiple(last, snapshot_every),
+            );
+            if report_due || snapshot_due {
+                // A stop: wait for everything and read what is asked for.
+                let report = if report_due {
+                    Some((last, self.read_metrics(&split.metrics)?))
+                } else {
+                    None
+                };
+                let snapshot = if snapshot_due {
+                    let first_weight = &self.graph.params[0];
+                    Some((
+                        last,
+                        self.ctx
+                            .read(&self.params, first_weight.offset, first_weight.len())?,
+                    ))
+                } else {
+                    None
+                };
+                self.ctx.wait()?;
                 progress(Update {
                     examples: examples(last),
-                    report: Some((last, stats)),
+                    report,
+                    snapshot,
                 });
                 in_flight = None;
             } else if let Some((previous, done)) = in_flight.replace((submitted, last)) {
@@ -450,6 +532,7 @@ impl GpuTrainer {
                 progress(Update {
                     examples: examples(done),
                     report: None,
+                    snapshot: None,
                 });
             }
             first = last;
@@ -458,6 +541,7 @@ impl GpuTrainer {
         progress(Update {
             examples: split.len,
             report: None,
+            snapshot: None,
         });
         Ok(stats)
     }
@@ -518,28 +602,30 @@ impl Backend for GpuTrainer {
             plan.first_step,
             plan.lrs,
         );
-        self.run_epoch(true, plan.report_every, progress)
+        self.run_epoch(true, plan.report_every, plan.snapshot_every, progress)
     }
 
     fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
-        self.run_epoch(false, 0, progress)
+        self.run_epoch(false, 0, 0, progress)
     }
 
     fn params(&self) -> Result<Vec<f32>> {
-        self.ctx.read(&self.params, 0, self.param_len)
+        self.ctx.read(&self.params, 0, self.graph.param_len)
     }
 
     fn optimizer_state(&self) -> Result<Vec<Vec<f32>>> {
         self.state
             .iter()
-            .map(|b| self.ctx.read(b, 0, self.param_len))
+            .map(|b| self.ctx.read(b, 0, self.graph.param_len))
             .collect()
     }
 
     fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()> {
-        if params.len() != self.param_len
+        if params.len() != self.graph.param_len
             || optimizer_state.len() != self.state.len()
-            || optimizer_state.iter().any(|v| v.len() != self.param_len)
+            || optimizer_state
+                .iter()
+                .any(|v| v.len() != self.graph.param_len)
         {
             bail!("the saved state does not fit this model and optimiser");
         }
@@ -554,24 +640,81 @@ impl Backend for GpuTrainer {
         self.ctx.wait()
     }
 
-    fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
+    fn node_count(&self) -> usize {
+        self.graph.nodes.len()
+    }
+
+    fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>> {
+        let size = self.graph.input_size();
         ensure!(
-            x.len() == rows * self.input_size,
-            "infer: {rows} inputs need {} values",
-            rows * self.input_size
+            x.len() == rows * size,
+            "{rows} inputs need {} values",
+            rows * size
         );
-        let mut logits = Vec::with_capacity(rows * self.classes);
-        let mut padded = vec![0.0f32; self.batch * self.input_size];
-        for chunk in x.chunks(self.batch * self.input_size) {
-            padded[..chunk.len()].copy_from_slice(chunk);
-            padded[chunk.len()..].fill(0.0);
-            self.ctx
-                .queue
-                .write_buffer(&self.x, 0, bytemuck::cast_slice(&padded));
+        let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); nodes.len()];
+        for chunk in x.chunks(self.batch * size) {
+            self.write_batch(chunk)?;
             self.ctx.run(&self.infer_step);
-            let n = chunk.len() / self.input_size;
-            logits.extend(self.ctx.read::<f32>(&self.logits, 0, n * self.classes)?);
+            let n = chunk.len() / size;
+            for (out, &node) in outputs.iter_mut().zip(nodes) {
+                let len = self.graph.nodes[node].output_len();
+                out.extend(self.ctx.read::<f32>(&self.acts.outputs[node], 0, n * len)?);
+            }
         }
-        Ok(logits)
+        Ok(outputs)
+    }
+
+    fn input_gradient(
+        &mut self,
+        x: &[f32],
+        rows: usize,
+        node: usize,
+        seed: &[f32],
+    ) -> Result<Vec<f32>> {
+        let size = self.graph.input_size();
+        let out_len = self.graph.nodes[node].output_len();
+        ensure!(
+            rows <= self.batch,
+            "input_gradient takes at most {} rows",
+            self.batch
+        );
+        ensure!(
+            x.len() == rows * size && seed.len() == rows * out_len,
+            "input_gradient: wrong lengths"
+        );
+        if !self.input_grad_steps.contains_key(&node) {
+            let steps = backward_dispatches(
+                &self.ctx,
+                &self.kernels,
+                &self.graph,
+                self.batch,
+                &self.params,
+                &self.grads,
+                &self.acts,
+                BackwardFrom {
+                    node,
+                    pre_activation: true,
+                    input_grad: Some(&self.input_grad),
+                },
+            );
+            self.input_grad_steps.insert(node, steps);
+        }
+        self.write_batch(x)?;
+        let mut padded = vec![0.0f32; self.batch * out_len];
+        padded[..seed.len()].copy_from_slice(seed);
+        let mut encoder = self.ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for d in &self.infer_step {
+                d.record(&mut pass, 0);
+            }
+        }
+        self.ctx.queue.submit([encoder.finish()]);
+        // The seed goes in after the forward pass (which does not touch deltas).
+        self.ctx
+            .queue
+            .write_buffer(&self.acts.deltas[node], 0, bytemuck::cast_slice(&padded));
+        self.ctx.run(&self.input_grad_steps[&node]);
+        self.ctx.read(&self.input_grad, 0, rows * size)
     }
 }
