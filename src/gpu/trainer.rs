@@ -464,7 +464,7 @@ impl GpuTrainer {
 
         let next_multiple =
             |done: usize, every: usize| done.checked_div(every).map(|k| (k + 1) * every);
-        let is_multiple = |done: usize, every: usize| every > 0 && done % every == 0;
+        let is_multiple = |done: usize, every: usize| every > 0 && done.is_multiple_of(every);
         let steps = split.n_steps();
         let mut in_flight: Option<(wgpu::SubmissionIndex, usize)> = None;
         let mut first = 0;
