@@ -4,6 +4,8 @@ use crate::backend::Optimizer;
 use crate::cpu::optim::AdamConfig;
 use crate::data::{load_mnist, Split};
 use crate::graph::Activation;
+use crate::inspect::analysis::AscentSettings;
+use crate::inspect::report::{self, InspectConfig};
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
 use crate::train::{self, DeviceChoice, TrainConfig};
@@ -32,6 +34,9 @@ pub enum Command {
     Eval(EvalArgs),
     /// The most likely digits in image files (PNG, JPEG, GIF, BMP; any size or colour).
     Predict(PredictArgs),
+    /// See what a saved model learned: weight templates, units per class, dead units,
+    /// activation maximisation, mistakes, PCA; an HTML report with pictures.
+    Inspect(InspectArgs),
     /// List the GPU adapters wgpu can see, best first.
     Devices,
 }
@@ -153,6 +158,44 @@ pub struct EvalArgs {
 }
 
 #[derive(Args)]
+pub struct InspectArgs {
+    /// A model saved by `gpunet train --save` (with --snapshot-every for the animation).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Where the report goes (index.html and its pictures).
+    #[arg(long, default_value = "report")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Directory holding the MNIST IDX files.
+    #[arg(long, default_value = "data/mnist")]
+    pub data: PathBuf,
+    /// Use the first N test images only.
+    #[arg(long)]
+    pub test_limit: Option<usize>,
+    /// Also maximise this unit: LAYER:UNIT, the layer as numbered in the model spec
+    /// (its weights are layers.LAYER.weight), e.g. 0:5.
+    #[arg(long)]
+    pub unit: Option<String>,
+    /// The layer (numbered as in the spec) whose activations PCA projects; default the last
+    /// hidden one.
+    #[arg(long)]
+    pub pca_layer: Option<usize>,
+    /// How many units and weights to list per class.
+    #[arg(long, default_value_t = 5)]
+    pub top: usize,
+    /// How many of the most confident mistakes to show.
+    #[arg(long, default_value_t = 30)]
+    pub mistakes: usize,
+    /// Gradient-ascent steps of activation maximisation.
+    #[arg(long, default_value_t = 200)]
+    pub ascent_steps: usize,
+    /// Also write the raw numbers to OUT/report.json.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct PredictArgs {
     /// A model saved by `gpunet train --save`.
     #[arg(long)]
@@ -239,6 +282,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => run_train(*args),
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
+        Command::Inspect(args) => run_inspect(args),
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
@@ -357,5 +401,27 @@ fn run_predict(args: PredictArgs) -> Result<()> {
             predictions.len()
         );
     }
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> Result<()> {
+    let cfg = InspectConfig {
+        model: args.model,
+        out: args.out,
+        device: args.device,
+        data: resolve_data_dir(args.data),
+        test_limit: args.test_limit,
+        unit: args.unit.as_deref().map(report::parse_unit).transpose()?,
+        pca_layer: args.pca_layer,
+        top_k: args.top,
+        mistakes: args.mistakes,
+        ascent: AscentSettings {
+            steps: args.ascent_steps,
+            ..Default::default()
+        },
+        json: args.json,
+    };
+    let index = report::run(&cfg, &mut std::io::stderr())?;
+    println!("{}", index.display());
     Ok(())
 }

@@ -9,6 +9,7 @@ pub mod data;
 pub mod gpu;
 pub mod graph;
 pub mod infer;
+pub mod inspect;
 pub mod model_file;
 pub mod plot;
 pub mod preprocess;

@@ -55,7 +55,8 @@ const MAX_DOTTED_POINTS: usize = 60;
 
 /// The font plotters draws every text with, registered under this name.
 const FONT_FAMILY: &str = "sans-serif";
-static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
+/// DejaVu Sans, embedded; `inspect` draws its text with it too.
+pub(crate) static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
 /// Matplotlib's first two colours: blue for train, orange for test.
 const TRAIN_COLOUR: RGBColor = RGBColor(31, 119, 180);
@@ -125,7 +126,9 @@ fn render(points: &[CurvePoint], width: u32, height: u32) -> anyhow::Result<Vec<
     let acc_range = accuracy_range(&[&train_acc, &test_acc]);
 
     let scale = (height as f64 / 600.0).clamp(0.6, 3.0);
-    let font = |size: f64| (FONT_FAMILY, (size * scale).round());
+    // Even pixel sizes: plotters' ab_glyph path rounds each glyph's offset
+    // by size / 2, which raises periods by half a pixel at odd sizes.
+    let font = |size: f64| (FONT_FAMILY, even_px(size * scale));
     let mut buffer = vec![0u8; width as usize * height as usize * 3];
     {
         let root = BitMapBackend::with_buffer(&mut buffer, (width, height)).into_drawing_area();
@@ -201,7 +204,7 @@ impl Panel {
     where
         DB::ErrorType: 'static,
     {
-        let font = |size: f64| (FONT_FAMILY, (size * self.font_scale).round());
+        let font = |size: f64| (FONT_FAMILY, even_px(size * self.font_scale));
         let px = |n: f64| (n * self.font_scale).round() as u32;
         let decimals = tick_decimals(&y_range);
         let mut chart = ChartBuilder::on(area)
@@ -322,6 +325,11 @@ fn tick_decimals(range: &Range<f64>) -> usize {
     } else {
         ((-step.log10()).ceil() as usize).min(4)
     }
+}
+
+/// The nearest even whole number of pixels (see the font closures).
+fn even_px(size: f64) -> f64 {
+    (size / 2.0).round() * 2.0
 }
 
 #[cfg(test)]

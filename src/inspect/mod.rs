@@ -1,0 +1,87 @@
+//! `gpunet inspect`'s pictures and numbers: pure functions that take
+//! numbers and write files. The analysis that produces the numbers (forward
+//! passes, gradient ascent) and the CLI live elsewhere and call these.
+//!
+//! # Pictures — [`render`]
+//!
+//! All write atomically (temporary file, then rename), return the
+//! `(width, height)` written, and fail with a message naming the file and
+//! the problem (no tiles, tiles of different sizes, captions that do not
+//! match the tiles, a picture over [`render::MAX_SIDE`] a side, …).
+//!
+//! - [`render::Tile`]` { width, height, values }`: a row-major grid of
+//!   numbers (`values[y * width + x]`); [`render::Tile::new`] checks the
+//!   length.
+//! - [`render::GridOptions`]` { title, columns, zoom, gap, scale,
+//!   legend_label, frame_delay_ms }`, with a `Default` (no title, automatic
+//!   columns, 4× zoom, 8 px gap, scale = max |v|, 500 ms per frame).
+//! - [`render::weight_grid`]`(path, &tiles, &captions, &opts)`: signed
+//!   tiles on one blue–white–red scale `±s` (by default the largest `|v|`),
+//!   each enlarged `zoom`× with nearest-neighbour sampling, a caption under
+//!   each (`captions` empty or one per tile, `'\n'` for more lines), a title
+//!   and a colour bar labelled `−s`, `0`, `+s`. PNG.
+//! - [`render::templates_gif`]`(path, &[(label, tiles)], &captions, &opts)`:
+//!   one weight grid per snapshot ("step 400" under the title), one scale
+//!   (max over all frames), one size and one palette for all frames, looping
+//!   forever, the last frame held 4× as long. GIF.
+//! - [`render::image_grid`]`(path, &tiles, &captions, &opts)`: grayscale
+//!   tiles in `[0, 1]` (0 black, 1 white) with captions, e.g.
+//!   `"class 3: act 12.4"` or `"4 → 9 (97%)"`. PNG.
+//! - [`render::confusion_heatmap`]`(path, &confusion)`:
+//!   `confusion[true][predicted]` counts as a heat map with the counts
+//!   written in, diagonal blue by the share of the row right, mistakes red by
+//!   their share of the row (darkest = the largest confusion), per-class
+//!   accuracy on the right, overall accuracy in the title. PNG.
+//! - [`render::scatter`]`(path, &points, &classes, title, x_label,
+//!   y_label)`: 2-D points coloured by class (ten colours) with a legend;
+//!   960 × 720. PNG.
+//!
+//! # Colours — [`colormap`]
+//!
+//! [`colormap::diverging`]`(v, s)` (blue < 0, near-white 0, red > 0,
+//! clipped at `±s`), [`colormap::grayscale`]`(v)`, plus the white-to-blue,
+//! white-to-red and class colours the pictures use. NaN shows as magenta.
+//!
+//! # PCA — [`pca`]
+//!
+//! [`pca::fit`]`(&data, rows, dims, k) -> Pca { mean, components,
+//! explained_variance_ratio }` (components sorted by variance, unit length,
+//! largest coordinate positive) and [`pca::Pca::project`]`(&data, rows)` →
+//! `rows × k` values. E.g. the PCA picture of a hidden layer:
+//!
+//! ```no_run
+//! # fn main() -> anyhow::Result<()> {
+//! use gpunet::inspect::{pca, render};
+//! # let (activations, labels, rows, width) = (vec![0.0f32; 0], vec![0u8; 0], 0, 0);
+//! let fitted = pca::fit(&activations, rows, width, 2)?;
+//! let xy = fitted.project(&activations, rows);
+//! let points: Vec<(f32, f32)> = xy.chunks_exact(2).map(|p| (p[0], p[1])).collect();
+//! let [r1, r2] = [0, 1].map(|i| 100.0 * fitted.explained_variance_ratio[i]);
+//! render::scatter(
+//!     std::path::Path::new("out/pca.png"),
+//!     &points,
+//!     &labels,
+//!     "Hidden layer 1, first two principal components",
+//!     &format!("PC 1 ({r1:.1}% of variance)"),
+//!     &format!("PC 2 ({r2:.1}% of variance)"),
+//! )?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Report — [`html`]
+//!
+//! [`html::Report`]` { title, sections }`, [`html::Section`]` { title,
+//! paragraphs, images, tables }`, [`html::Figure`]` { file, alt, caption }`
+//! (`file` relative to the report's directory), [`html::Table`]` { header,
+//! rows }`; [`html::write`]`(dir, &report)` writes `dir/index.html`: plain
+//! HTML and inline CSS, everything escaped, and an error instead of a page
+//! when a figure's file is missing.
+
+pub mod analysis;
+pub mod colormap;
+pub mod html;
+pub mod pca;
+pub mod render;
+pub mod report;
+mod text;

@@ -1,0 +1,268 @@
+//! `gpunet inspect`: the analyses say true things about real networks, and
+//! the report is complete.
+
+mod common;
+
+use common::{gpu, mnist_dir};
+use gpunet::backend::{Backend, Optimizer};
+use gpunet::cpu::CpuTrainer;
+use gpunet::data::{load_mnist, Dataset, Split};
+use gpunet::graph::{Graph, Shape};
+use gpunet::inspect::analysis::{self, AscentSettings};
+use gpunet::inspect::report::{self, InspectConfig};
+use gpunet::model_file;
+use gpunet::schedule::ScheduleKind;
+use gpunet::spec::ModelSpec;
+use gpunet::train::{open_backend, train, DeviceChoice, TrainConfig};
+use std::path::Path;
+
+const MNIST: Shape = Shape { c: 1, h: 28, w: 28 };
+const SGD: Optimizer = Optimizer::Sgd {
+    momentum: 0.9,
+    weight_decay: 0.0,
+};
+
+fn train_model(spec: &str, path: &Path, snapshot_every: usize) {
+    let cfg = TrainConfig {
+        spec: Some(ModelSpec::parse(spec).unwrap()),
+        expected_input: None,
+        device: DeviceChoice::Cpu,
+        epochs: 2,
+        batch: 64,
+        optimizer: SGD,
+        lr: 0.05,
+        schedule: ScheduleKind::Constant,
+        warmup_steps: 0,
+        step_epochs: 1,
+        gamma: 1.0,
+        seed: 1,
+        data: mnist_dir(),
+        train_limit: Some(2000),
+        test_limit: Some(500),
+        save: Some(path.to_owned()),
+        checkpoint_every: 0,
+        resume: None,
+        log: None,
+        log_every: 0,
+        plot: None,
+        snapshot_every,
+    };
+    train(&cfg, &mut std::io::sink(), &mut |_| Ok(())).unwrap();
+}
+
+fn devices() -> Vec<DeviceChoice> {
+    let mut d = vec![DeviceChoice::Cpu];
+    if gpu().is_some() {
+        d.push(DeviceChoice::Gpu);
+    }
+    d
+}
+
+fn test_set(n: usize) -> Dataset {
+    load_mnist(&mnist_dir(), Split::Test).unwrap().truncated(n)
+}
+
+/// A 784→10 network's weights are one template per digit; after brief
+/// training each looks like its class's mean image more than like any
+/// other class's. Measured: 10 of 10 classes; we require 8.
+#[test]
+fn templates_of_a_linear_network_resemble_the_class_means() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("linear.safetensors");
+    train_model("dense10", &path, 0);
+    let model = model_file::load(&path).unwrap();
+    let templates =
+        analysis::first_layer_templates(&model.graph, &model.params[model.graph.params[0].range()]);
+    let means = analysis::class_means(&test_set(2000), 10);
+    let matches = (0..10)
+        .filter(|&c| {
+            let own = analysis::correlation(&templates[c].2, &means[c]);
+            (0..10).all(|o| o == c || own > analysis::correlation(&templates[c].2, &means[o]))
+        })
+        .count();
+    assert!(
+        matches >= 8,
+        "only {matches} of 10 templates resemble their class mean most"
+    );
+}
+
+/// Gradient ascent on the input drives every output's logit far above its
+/// mean over the test set, on both devices.
+#[test]
+fn activation_maximisation_raises_the_unit_well_above_its_mean() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mlp.safetensors");
+    train_model("dense32,relu,dense10", &path, 0);
+    let model = model_file::load(&path).unwrap();
+    let test = test_set(500);
+    for device in devices() {
+        let mut backend = report::open(device, &model).unwrap();
+        let logits = backend
+            .infer(&analysis::normalise(&test.images), test.len())
+            .unwrap();
+        let settings = AscentSettings {
+            steps: 60,
+            ..Default::default()
+        };
+        let found =
+            analysis::maximise(backend.as_mut(), &model.graph, 1, &[0, 3, 7], &settings).unwrap();
+        for m in &found {
+            let column: Vec<f32> = logits.chunks(10).map(|r| r[m.unit]).collect();
+            let mean = column.iter().sum::<f32>() / column.len() as f32;
+            let max = column.iter().cloned().fold(f32::MIN, f32::max);
+            assert!(
+                m.image.iter().all(|&v| (0.0..=1.0).contains(&v)),
+                "pixels stay in [0, 1]"
+            );
+            assert!(
+                m.activation > mean + 10.0 && m.activation > max,
+                "{device:?} class {}: reached {} (test mean {mean}, max {max})",
+                m.unit,
+                m.activation
+            );
+        }
+        // A hidden unit too.
+        let found = analysis::maximise(backend.as_mut(), &model.graph, 0, &[5], &settings).unwrap();
+        let stats = analysis::unit_stats(backend.as_mut(), &model.graph, &test, 10).unwrap();
+        let mean = stats[0].overall_mean[5];
+        assert!(
+            found[0].activation > 3.0 * mean.max(0.1),
+            "{device:?}: hidden unit reached {} vs mean {mean}",
+            found[0].activation
+        );
+    }
+}
+
+/// A unit whose weights and bias are all negative never fires on images
+/// (pixels ≥ 0): reported dead; the others are not.
+#[test]
+fn a_dead_unit_is_reported_dead_and_a_live_one_is_not() {
+    let graph = Graph::new(&ModelSpec::parse("dense4,relu,dense10").unwrap(), MNIST, 10).unwrap();
+    let mut params = graph.init_params(3);
+    let (w, b) = (graph.params[0].range(), graph.params[1].range());
+    for i in 0..784 {
+        params[w.start + 2 * 784 + i] = -0.01; // unit 2: dead
+        params[w.start + 784 + i] = 0.01; // unit 1: alive for any image with ink
+    }
+    params[b.start + 2] = -1.0;
+    params[b.start + 1] = 0.1;
+    let test = test_set(200);
+    let empty = Dataset {
+        images: vec![],
+        labels: vec![],
+        rows: 28,
+        cols: 28,
+    };
+    for device in devices() {
+        let mut backend: Box<dyn Backend> = match device {
+            DeviceChoice::Cpu => Box::new(CpuTrainer::new(
+                &graph,
+                64,
+                SGD,
+                params.clone(),
+                empty.clone(),
+                empty.clone(),
+            )),
+            _ => open_backend(
+                device,
+                &graph,
+                64,
+                SGD,
+                &params,
+                empty.clone(),
+                empty.clone(),
+                &mut std::io::sink(),
+            )
+            .unwrap(),
+        };
+        let stats = analysis::unit_stats(backend.as_mut(), &graph, &test, 10).unwrap();
+        assert_eq!(stats.len(), 1, "one hidden layer");
+        assert!(
+            stats[0].dead.contains(&2),
+            "{device:?}: unit 2 is dead: {:?}",
+            stats[0].dead
+        );
+        assert!(!stats[0].dead.contains(&1), "{device:?}: unit 1 is alive");
+        assert!(stats[0].max[1] > 0.0);
+    }
+}
+
+/// The whole report from a model trained with snapshots: every analysis
+/// runs, the HTML names only files that exist, and every picture decodes
+/// at its size.
+#[test]
+fn the_report_is_complete_and_its_pictures_decode() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cnn.safetensors");
+    train_model("conv4k3,relu,pool2,dense16,relu,dense10", &path, 10);
+    let out = dir.path().join("report");
+    let cfg = InspectConfig {
+        model: path,
+        out: out.clone(),
+        device: DeviceChoice::Cpu,
+        data: mnist_dir(),
+        test_limit: Some(300),
+        unit: Some((3, 2)),
+        pca_layer: None,
+        top_k: 3,
+        mistakes: 12,
+        ascent: AscentSettings {
+            steps: 20,
+            ..Default::default()
+        },
+        json: true,
+    };
+    let index = report::run(&cfg, &mut std::io::sink()).unwrap();
+    let html = std::fs::read_to_string(&index).unwrap();
+    let sources: Vec<&str> = html
+        .split("src=\"")
+        .skip(1)
+        .map(|rest| &rest[..rest.find('"').unwrap()])
+        .collect();
+    for name in [
+        "templates.png",
+        "templates.gif",
+        "maximise_outputs.png",
+        "maximise_unit.png",
+        "confusion.png",
+        "mistakes.png",
+        "pca.png",
+    ] {
+        assert!(
+            sources.contains(&name),
+            "the report shows {name}: {sources:?}"
+        );
+    }
+    for src in &sources {
+        let file = out.join(src);
+        assert!(file.is_file(), "{src} exists");
+        let (w, h) = image::image_dimensions(&file).unwrap();
+        assert!(w > 50 && h > 50, "{src} is {w}×{h}");
+    }
+    let gif = std::fs::File::open(out.join("templates.gif")).unwrap();
+    use image::AnimationDecoder;
+    let frames = image::codecs::gif::GifDecoder::new(std::io::BufReader::new(gif))
+        .unwrap()
+        .into_frames()
+        .collect_frames()
+        .unwrap();
+    // 2 epochs of 32 steps, a snapshot every 10 and at step 0: 0, 10, 20, 30, 42, 52, 62.
+    assert_eq!(frames.len(), 7);
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    assert_eq!(report["test_images"], 300);
+    assert_eq!(
+        report["layers"].as_array().unwrap().len(),
+        2,
+        "conv and dense hidden layers"
+    );
+    assert_eq!(
+        report["maximised"].as_array().unwrap().len(),
+        11,
+        "10 classes and --unit"
+    );
+    assert_eq!(
+        report["pca_explained_variance"].as_array().unwrap().len(),
+        2
+    );
+}
