@@ -12,6 +12,13 @@
 //             backward dW = dzᵀ · x  (out,in)       → matmul_tn
 //                      dx = dz · W   (batch,in)     → matmul_nn
 //
+// Two versions, as in llm.c's dev kernels:
+//   version 1, matmul_naive_*: one invocation per element of C, a plain dot
+//     product read straight from memory. It is the obvious kernel, kept as
+//     the reference the tiled one is tested against and the baseline that
+//     the bench compares it with.
+//   version 2, matmul_*: the tiled kernel the engine uses, described below.
+//
 // Tiling: a 16×16 workgroup computes a 64×64 block of C; each invocation
 // keeps a 4×4 block of accumulators in registers (rows lid.y + 16i, columns
 // lid.x + 16j, so neighbouring invocations touch neighbouring columns). The
@@ -107,21 +114,53 @@ fn matmul_tiled(group: vec3<u32>, lid: vec3<u32>, trans_a: bool, trans_b: bool) 
         workgroupBarrier();
     }
 
-    let add_bias = (p.epilogue & 1u) != 0u;
-    let act = p.epilogue >> 8u;
     for (var i = 0u; i < 4u; i++) {
         let row = row0 + lid.y + 16u * i;
         for (var j = 0u; j < 4u; j++) {
             let col = col0 + lid.x + 16u * j;
             if row < p.m && col < p.n {
-                var v = acc[i * 4u + j];
-                if add_bias {
-                    v += bias[col];
-                }
-                c[row * p.n + col] = activate(v, act);
+                store_c(row, col, acc[i * 4u + j]);
             }
         }
     }
+}
+
+// The epilogue: C[row, col] = act(acc + bias[col]).
+fn store_c(row: u32, col: u32, acc: f32) {
+    var v = acc;
+    if (p.epilogue & 1u) != 0u {
+        v += bias[col];
+    }
+    c[row * p.n + col] = activate(v, p.epilogue >> 8u);
+}
+
+// Version 1: C[row, col] = Σ_k op(A)[row, k] · op(B)[k, col], one invocation each.
+fn matmul_naive(id: vec3<u32>, trans_a: bool, trans_b: bool) {
+    let row = id.y;
+    let col = id.x;
+    if row >= p.m || col >= p.n {
+        return;
+    }
+    var acc = 0.0;
+    for (var kk = 0u; kk < p.k; kk++) {
+        acc = fma(load_a(row, kk, trans_a), load_b(kk, col, trans_b), acc);
+    }
+    store_c(row, col, acc);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_naive_nn(@builtin(global_invocation_id) id: vec3<u32>) {
+    matmul_naive(id, false, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_naive_tn(@builtin(global_invocation_id) id: vec3<u32>) {
+    matmul_naive(id, true, false);
+}
+
+@compute @workgroup_size(16, 16)
+fn matmul_naive_nt(@builtin(global_invocation_id) id: vec3<u32>) {
+    matmul_naive(id, false, true);
 }
 
 @compute @workgroup_size(16, 16)

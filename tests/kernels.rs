@@ -11,10 +11,15 @@ use common::{assert_close, gpu, random_vec, rng};
 use gpunet::backend::Optimizer;
 use gpunet::cpu::optim::{self, AdamConfig};
 use gpunet::cpu::{conv, ops};
-use gpunet::gpu::{Binding, GpuContext, Kernels, MatmulForm, MatmulShape, StepSlots};
+use gpunet::gpu::{
+    Binding, GpuContext, Kernels, MatmulForm, MatmulShape, MatmulVersion, StepSlots,
+};
 use gpunet::graph::Activation;
 use gpunet::graph::{Conv2d, MaxPool, Shape};
 use rand::Rng;
+
+/// Every matmul kernel is checked against the CPU reference.
+const MATMUL_VERSIONS: [MatmulVersion; 2] = [MatmulVersion::Naive, MatmulVersion::Tiled];
 
 const ACTIVATIONS: [Activation; 4] = [
     Activation::Identity,
@@ -37,6 +42,7 @@ fn cpu_matmul(form: MatmulForm, a: &[f32], b: &[f32], s: MatmulShape) -> Vec<f32
 fn gpu_matmul(
     ctx: &GpuContext,
     kernels: &Kernels,
+    version: MatmulVersion,
     form: MatmulForm,
     s: MatmulShape,
     a: &[f32],
@@ -48,8 +54,9 @@ fn gpu_matmul(
     let b_buf = ctx.storage_init("b", b);
     let bias_buf = bias.map(|v| ctx.storage_init("bias", v));
     let c_buf = ctx.storage_zeroed("c", s.m * s.n);
-    let d = kernels.matmul(
+    let d = kernels.matmul_version(
         ctx,
+        version,
         form,
         s,
         Binding::whole(&a_buf),
@@ -83,9 +90,13 @@ fn matmul_all_forms_match_reference() {
             let a = random_vec(&mut rng, m * k, 1.0);
             let b = random_vec(&mut rng, k * n, 1.0);
             let want = cpu_matmul(form, &a, &b, s);
-            let got = gpu_matmul(&ctx, &kernels, form, s, &a, &b, None, Activation::Identity);
-            let tol = 1e-5 * (k as f32 + 1.0);
-            assert_close(&format!("{form:?} {m}x{n}x{k}"), &got, &want, tol, 1e-5);
+            for version in MATMUL_VERSIONS {
+                let id = Activation::Identity;
+                let got = gpu_matmul(&ctx, &kernels, version, form, s, &a, &b, None, id);
+                let tol = 1e-5 * (k as f32 + 1.0);
+                let what = format!("{version:?} {form:?} {m}x{n}x{k}");
+                assert_close(&what, &got, &want, tol, 1e-5);
+            }
         }
     }
 }
@@ -103,9 +114,13 @@ fn matmul_epilogue_adds_bias_and_activates() {
             let bias = random_vec(&mut rng, n, 1.0);
             let mut want = cpu_matmul(MatmulForm::NT, &a, &b, s);
             ops::bias_activation(&mut want, &bias, act, n);
-            let got = gpu_matmul(&ctx, &kernels, MatmulForm::NT, s, &a, &b, Some(&bias), act);
-            let tol = 1e-5 * (k as f32 + 1.0);
-            assert_close(&format!("{act:?} {m}x{n}x{k}"), &got, &want, tol, 1e-5);
+            for version in MATMUL_VERSIONS {
+                let nt = MatmulForm::NT;
+                let got = gpu_matmul(&ctx, &kernels, version, nt, s, &a, &b, Some(&bias), act);
+                let tol = 1e-5 * (k as f32 + 1.0);
+                let what = format!("{version:?} {act:?} {m}x{n}x{k}");
+                assert_close(&what, &got, &want, tol, 1e-5);
+            }
         }
     }
 }

@@ -18,6 +18,15 @@ pub enum MatmulForm {
     NT,
 }
 
+/// Which matmul kernel a launch uses (see matmul.wgsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MatmulVersion {
+    /// Version 1: one invocation per output, the reference.
+    Naive,
+    /// Version 2: 64×64 workgroup tiles, 4×4 outputs per invocation.
+    Tiled,
+}
+
 /// C is (m, n); the shared dimension is k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatmulShape {
@@ -136,11 +145,29 @@ struct GatherParams {
 pub const METRICS_WORDS: usize = 4;
 
 impl Kernels {
-    /// c = act(op(a)·op(b) + bias).
+    /// c = act(op(a)·op(b) + bias), with the engine's kernel.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         ctx: &GpuContext,
+        form: MatmulForm,
+        shape: MatmulShape,
+        a: Binding,
+        b: Binding,
+        bias: Option<Binding>,
+        act: Activation,
+        c: Binding,
+    ) -> Dispatch {
+        let version = MatmulVersion::Tiled;
+        self.matmul_version(ctx, version, form, shape, a, b, bias, act, c)
+    }
+
+    /// c = act(op(a)·op(b) + bias), with the kernel `version`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_version(
+        &self,
+        ctx: &GpuContext,
+        version: MatmulVersion,
         form: MatmulForm,
         shape: MatmulShape,
         a: Binding,
@@ -156,15 +183,18 @@ impl Kernels {
             epilogue: u32::from(bias.is_some()) | (act.code() << 8),
         };
         let uniform = ctx.uniform("matmul params", &params);
-        let kernel = match form {
-            MatmulForm::NN => &self.matmul_nn,
-            MatmulForm::TN => &self.matmul_tn,
-            MatmulForm::NT => &self.matmul_nt,
+        let (kernel, tile) = match (version, form) {
+            (MatmulVersion::Naive, MatmulForm::NN) => (&self.matmul_naive_nn, 16),
+            (MatmulVersion::Naive, MatmulForm::TN) => (&self.matmul_naive_tn, 16),
+            (MatmulVersion::Naive, MatmulForm::NT) => (&self.matmul_naive_nt, 16),
+            (MatmulVersion::Tiled, MatmulForm::NN) => (&self.matmul_nn, 64),
+            (MatmulVersion::Tiled, MatmulForm::TN) => (&self.matmul_tn, 64),
+            (MatmulVersion::Tiled, MatmulForm::NT) => (&self.matmul_nt, 64),
         };
         let bias = bias.unwrap_or(Binding::whole(&self.placeholder));
         let groups = [
-            shape.n.div_ceil(64).max(1) as u32,
-            shape.m.div_ceil(64).max(1) as u32,
+            shape.n.div_ceil(tile).max(1) as u32,
+            shape.m.div_ceil(tile).max(1) as u32,
             1,
         ];
         kernel.dispatch(ctx, &[Binding::whole(&uniform), a, b, bias, c], groups)

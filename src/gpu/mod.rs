@@ -10,7 +10,7 @@ pub use context::{
     best_adapter, describe, list_adapters, AdapterChoice, GpuContext, NO_ADAPTER_HELP,
 };
 pub use kernel::{Binding, Dispatch, StepInfo, StepSlots};
-pub use launch::{MatmulForm, MatmulShape};
+pub use launch::{MatmulForm, MatmulShape, MatmulVersion};
 pub use shaders::Kernels;
 pub use trainer::GpuTrainer;
 
