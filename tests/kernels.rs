@@ -19,7 +19,7 @@ use gpunet::graph::{Conv2d, MaxPool, Shape};
 use rand::Rng;
 
 /// Every matmul kernel is checked against the CPU reference.
-const MATMUL_VERSIONS: [MatmulVersion; 2] = [MatmulVersion::Naive, MatmulVersion::Tiled];
+const MATMUL_VERSIONS: [MatmulVersion; 3] = MatmulVersion::ALL;
 
 const ACTIVATIONS: [Activation; 4] = [
     Activation::Identity,

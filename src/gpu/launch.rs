@@ -25,6 +25,27 @@ pub enum MatmulVersion {
     Naive,
     /// Version 2: 64×64 workgroup tiles, 4×4 outputs per invocation.
     Tiled,
+    /// Version 3: 4×4 outputs per invocation from registers alone.
+    Registers,
+}
+
+impl MatmulVersion {
+    /// Every version, in the order the bench and the tests list them.
+    pub const ALL: [MatmulVersion; 3] = [
+        MatmulVersion::Naive,
+        MatmulVersion::Tiled,
+        MatmulVersion::Registers,
+    ];
+
+    /// The faster version on this adapter: workgroup tiles on hardware GPUs,
+    /// registers alone on adapters that run on the CPU (see matmul.wgsl).
+    pub fn for_adapter(ctx: &GpuContext) -> MatmulVersion {
+        if ctx.is_hardware() {
+            MatmulVersion::Tiled
+        } else {
+            MatmulVersion::Registers
+        }
+    }
 }
 
 /// C is (m, n); the shared dimension is k.
@@ -158,7 +179,7 @@ impl Kernels {
         act: Activation,
         c: Binding,
     ) -> Dispatch {
-        let version = MatmulVersion::Tiled;
+        let version = self.matmul_default;
         self.matmul_version(ctx, version, form, shape, a, b, bias, act, c)
     }
 
@@ -190,6 +211,9 @@ impl Kernels {
             (MatmulVersion::Tiled, MatmulForm::NN) => (&self.matmul_nn, 64),
             (MatmulVersion::Tiled, MatmulForm::TN) => (&self.matmul_tn, 64),
             (MatmulVersion::Tiled, MatmulForm::NT) => (&self.matmul_nt, 64),
+            (MatmulVersion::Registers, MatmulForm::NN) => (&self.matmul_reg_nn, 64),
+            (MatmulVersion::Registers, MatmulForm::TN) => (&self.matmul_reg_tn, 64),
+            (MatmulVersion::Registers, MatmulForm::NT) => (&self.matmul_reg_nt, 64),
         };
         let bias = bias.unwrap_or(Binding::whole(&self.placeholder));
         let groups = [

@@ -2,6 +2,7 @@
 //! pipeline. Launchers for each kernel family live beside this file.
 
 use super::kernel::{Kernel, Slot};
+use super::launch::MatmulVersion;
 use super::GpuContext;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -37,6 +38,11 @@ pub struct Kernels {
     pub matmul_naive_nn: Kernel,
     pub matmul_naive_tn: Kernel,
     pub matmul_naive_nt: Kernel,
+    pub matmul_reg_nn: Kernel,
+    pub matmul_reg_tn: Kernel,
+    pub matmul_reg_nt: Kernel,
+    /// The matmul version `Kernels::matmul` launches on this adapter.
+    pub matmul_default: MatmulVersion,
     pub activation_backward: Kernel,
     pub bias_grad: Kernel,
     pub softmax_xent: Kernel,
@@ -71,6 +77,10 @@ impl Kernels {
             matmul_naive_nn: Kernel::new(ctx, &matmul, "matmul_naive_nn", &matmul_slots),
             matmul_naive_tn: Kernel::new(ctx, &matmul, "matmul_naive_tn", &matmul_slots),
             matmul_naive_nt: Kernel::new(ctx, &matmul, "matmul_naive_nt", &matmul_slots),
+            matmul_reg_nn: Kernel::new(ctx, &matmul, "matmul_reg_nn", &matmul_slots),
+            matmul_reg_tn: Kernel::new(ctx, &matmul, "matmul_reg_tn", &matmul_slots),
+            matmul_reg_nt: Kernel::new(ctx, &matmul, "matmul_reg_nt", &matmul_slots),
+            matmul_default: MatmulVersion::for_adapter(ctx),
             activation_backward: Kernel::new(
                 ctx,
                 &elementwise,
