@@ -39,6 +39,9 @@ pub enum Command {
     Inspect(InspectArgs),
     /// List the GPU adapters wgpu can see, best first.
     Devices,
+    /// Speed of the kernels (matmul, conv2d, softmax) and of training on the adapter in
+    /// use, beside the CPU reference.
+    Bench(crate::bench::BenchArgs),
 }
 
 /// Which optimiser `--optimizer` names.
@@ -283,6 +286,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
         Command::Inspect(args) => run_inspect(args),
+        Command::Bench(mut args) => {
+            args.data = resolve_data_dir(args.data);
+            crate::bench::run(&args)
+        }
         Command::Devices => {
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {

@@ -2,6 +2,7 @@
 //! shaders, checked against a plain CPU reference.
 
 pub mod backend;
+pub mod bench;
 pub mod checkpoint;
 pub mod cli;
 pub mod cpu;

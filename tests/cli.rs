@@ -263,3 +263,69 @@ fn json_prints_one_object_per_epoch() {
     }
     assert!(stderr(&out).contains("epoch 2/2"), "human text on stderr");
 }
+
+/// Runs `gpunet bench --json` with `args` and parses its stdout.
+fn bench_json(args: &[&str], adapter: Option<&str>) -> serde_json::Value {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gpunet"));
+    command.arg("bench").arg("--json").args(args);
+    if let Some(name) = adapter {
+        command.env("GPUNET_ADAPTER", name);
+    }
+    let out = command.output().expect("the gpunet binary runs");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("timing: "), "human text on stderr");
+    serde_json::from_slice(&out.stdout).expect("bench --json prints one JSON object")
+}
+
+#[test]
+fn bench_json_has_positive_matmul_figures() {
+    if common::gpu().is_none() {
+        return;
+    }
+    let v = bench_json(&["--quick", "--only", "matmul", "--sizes", "64,128"], None);
+    assert!(v["adapter"].is_string(), "{v}");
+    assert!(
+        v["timing"] == "timestamps" || v["timing"] == "wall_clock",
+        "{v}"
+    );
+    let rows = v["matmul"].as_array().expect("a matmul list");
+    assert_eq!(rows.len(), 6, "three forms at two sizes: {v}");
+    for row in rows {
+        assert!(["NN", "TN", "NT"].contains(&row["form"].as_str().unwrap_or("")));
+        assert!(row["size"] == 64 || row["size"] == 128, "{row}");
+        for key in [
+            "engine_gflops",
+            "naive_gflops",
+            "cpu_gflops",
+            "engine_over_naive",
+            "engine_over_cpu",
+        ] {
+            let value = row[key].as_f64().unwrap_or(f64::NAN);
+            assert!(value > 0.0 && value.is_finite(), "{key} in {row}");
+        }
+    }
+    for part in ["conv", "softmax", "train"] {
+        assert_eq!(v[part], serde_json::json!([]), "--only matmul ran {part}");
+    }
+}
+
+#[test]
+fn bench_without_an_adapter_reports_the_cpu() {
+    let v = bench_json(
+        &["--quick", "--only", "softmax"],
+        Some("no adapter has this name"),
+    );
+    assert!(v["adapter"].is_null() && v["timing"].is_null(), "{v}");
+    let rows = v["softmax"].as_array().expect("a softmax list");
+    assert!(!rows.is_empty(), "{v}");
+    for row in rows {
+        assert!(row["cpu_us"].as_f64().is_some_and(|us| us > 0.0), "{row}");
+        assert!(row["gpu_us"].is_null(), "{row}");
+    }
+}
+
+#[test]
+fn bench_refuses_a_zero_size() {
+    let out = gpunet(&["bench", "--sizes", "0"]);
+    assert_fails(&out, 1, "--sizes");
+}

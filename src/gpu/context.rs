@@ -115,10 +115,13 @@ impl GpuContext {
         // Ask for the adapter's own limits: datasets live whole in one storage
         // buffer, so the larger binding sizes of real GPUs matter.
         let limits = choice.adapter.limits();
+        // Timestamp queries, where offered, let `gpunet bench` time kernels
+        // on the GPU itself; nothing else depends on them.
+        let features = choice.adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         let (device, queue) =
             pollster::block_on(choice.adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("gpunet"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits,
                 ..Default::default()
             }))

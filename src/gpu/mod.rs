@@ -4,6 +4,7 @@ mod context;
 pub mod kernel;
 pub mod launch;
 pub mod shaders;
+mod timing;
 mod trainer;
 
 pub use context::{
@@ -12,6 +13,7 @@ pub use context::{
 pub use kernel::{Binding, Dispatch, StepInfo, StepSlots};
 pub use launch::{MatmulForm, MatmulShape, MatmulVersion};
 pub use shaders::Kernels;
+pub use timing::{GpuTimer, TimingSource};
 pub use trainer::GpuTrainer;
 
 impl GpuContext {

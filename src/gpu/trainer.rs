@@ -438,6 +438,12 @@ impl GpuTrainer {
         self.train_step.len()
     }
 
+    /// The launches of one training step, in order (they read step slot 0
+    /// when recorded alone): for timing them one by one.
+    pub fn train_step_dispatches(&self) -> &[Dispatch] {
+        &self.train_step
+    }
+
     /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
     /// reporting progress as submissions complete, and reads the metrics
     /// once — or also every `report_every` steps when asked to.

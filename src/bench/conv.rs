@@ -1,0 +1,251 @@
+//! conv2d forward, backward to the input and backward to the weights on the
+//! default CNN's conv layers, GPU beside the CPU reference.
+
+use super::measure::{self, giga_per_second};
+use super::report::{rate, ratio, times, Figure, Reporter, Table};
+use super::{test_values, Gpu, Settings};
+use crate::cpu::conv as cpu_conv;
+use crate::gpu::{Binding, Dispatch};
+use crate::graph::{Conv2d, Graph, Node, Shape};
+use crate::spec::ModelSpec;
+use anyhow::{Context as _, Result};
+use serde::Serialize;
+
+/// The passes measured per layer, in table order.
+const PASSES: [ConvPass; 3] = [
+    ConvPass::Forward,
+    ConvPass::BackwardInput,
+    ConvPass::BackwardWeight,
+];
+
+#[derive(Debug, Clone, Copy)]
+enum ConvPass {
+    /// y = act(conv(x, W) + b)
+    Forward,
+    /// dx from dy and W
+    BackwardInput,
+    /// dW from dy and x
+    BackwardWeight,
+}
+
+impl ConvPass {
+    fn name(self) -> &'static str {
+        match self {
+            ConvPass::Forward => "forward",
+            ConvPass::BackwardInput => "backward to input",
+            ConvPass::BackwardWeight => "backward to weights",
+        }
+    }
+}
+
+/// One pass of one layer.
+#[derive(Debug, Serialize)]
+pub struct ConvRow {
+    /// e.g. "16×14×14 → 32×14×14, 3×3"
+    pub layer: String,
+    /// "forward", "backward to input" or "backward to weights".
+    pub pass: &'static str,
+    pub batch: usize,
+    pub gpu_gflops: Figure,
+    pub cpu_gflops: Figure,
+    pub gpu_over_cpu: Option<f64>,
+}
+
+impl ConvRow {
+    fn cells(&self) -> Vec<String> {
+        vec![
+            self.layer.clone(),
+            self.pass.to_string(),
+            self.gpu_gflops.cell(rate),
+            self.cpu_gflops.cell(rate),
+            times(self.gpu_over_cpu),
+        ]
+    }
+}
+
+const TABLE: Table = Table {
+    columns: &[
+        ("layer", 28),
+        ("pass", 19),
+        ("GPU", 8),
+        ("CPU", 8),
+        ("GPU/CPU", 8),
+    ],
+};
+
+/// The conv layers of the default CNN on MNIST-sized input.
+pub fn default_cnn_convs() -> Result<Vec<Conv2d>> {
+    let spec = ModelSpec::parse("cnn")?;
+    let graph =
+        Graph::new(&spec, Shape { c: 1, h: 28, w: 28 }, 10).context("planning the default CNN")?;
+    Ok(graph
+        .nodes
+        .iter()
+        .filter_map(|node| match node {
+            Node::Conv(conv) => Some(*conv),
+            _ => None,
+        })
+        .collect())
+}
+
+/// Rows this part prints.
+pub fn row_count() -> usize {
+    default_cnn_convs().map_or(0, |convs| convs.len() * PASSES.len())
+}
+
+/// The tensors of one layer at one batch size, on the host.
+struct Tensors {
+    x: Vec<f32>,
+    w: Vec<f32>,
+    b: Vec<f32>,
+    y: Vec<f32>,
+    dy: Vec<f32>,
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+}
+
+impl Tensors {
+    fn new(conv: &Conv2d, batch: usize) -> Tensors {
+        let weights = conv.output.c * conv.input.c * conv.kernel * conv.kernel;
+        Tensors {
+            x: test_values(batch * conv.input.len(), 1),
+            w: test_values(weights, 2),
+            b: test_values(conv.output.c, 3),
+            y: vec![0.0; batch * conv.output.len()],
+            dy: test_values(batch * conv.output.len(), 4),
+            dx: vec![0.0; batch * conv.input.len()],
+            dw: vec![0.0; weights],
+        }
+    }
+}
+
+/// The same tensors on the GPU.
+struct GpuTensors {
+    x: wgpu::Buffer,
+    w: wgpu::Buffer,
+    b: wgpu::Buffer,
+    y: wgpu::Buffer,
+    dy: wgpu::Buffer,
+    dx: wgpu::Buffer,
+    dw: wgpu::Buffer,
+}
+
+impl GpuTensors {
+    fn upload(gpu: &Gpu, t: &Tensors) -> GpuTensors {
+        let ctx = &gpu.ctx;
+        GpuTensors {
+            x: ctx.storage_init("bench x", &t.x),
+            w: ctx.storage_init("bench w", &t.w),
+            b: ctx.storage_init("bench b", &t.b),
+            y: ctx.storage_init("bench y", &t.y),
+            dy: ctx.storage_init("bench dy", &t.dy),
+            dx: ctx.storage_init("bench dx", &t.dx),
+            dw: ctx.storage_init("bench dw", &t.dw),
+        }
+    }
+}
+
+/// Measures every pass of every conv layer of the default CNN.
+pub fn run(settings: &Settings, gpu: Option<&Gpu>, out: &mut Reporter) -> Result<Vec<ConvRow>> {
+    let batch = settings.conv_batch;
+    out.section(
+        &format!(
+            "conv2d on the default CNN's conv layers, batch {batch}, GFLOP/s \
+             (2·batch·out_c·out_h·out_w·in_c·k·k per pass)"
+        ),
+        &TABLE,
+    )?;
+    let mut rows = Vec::new();
+    for conv in default_cnn_convs()? {
+        let layer = describe(&conv);
+        let mut tensors = Tensors::new(&conv, batch);
+        let gpu_tensors = gpu.map(|gpu| GpuTensors::upload(gpu, &tensors));
+        for pass in PASSES {
+            out.working_on(format!("conv {layer} {}", pass.name()));
+            let flop = pass_flop(&conv, batch);
+            let gpu_figure = match (gpu, &gpu_tensors) {
+                (Some(gpu), Some(buffers)) => {
+                    let dispatch = gpu_dispatch(gpu, buffers, &conv, batch, pass);
+                    let timing = measure::gpu(gpu, settings.budget, &[dispatch])?;
+                    Figure::Value(giga_per_second(flop, timing))
+                }
+                _ => Figure::NoGpu,
+            };
+            let timing = measure::cpu(settings.budget, || {
+                run_cpu(&mut tensors, &conv, batch, pass)
+            })?;
+            let cpu_figure = Figure::Value(giga_per_second(flop, timing));
+            let row = ConvRow {
+                layer: layer.clone(),
+                pass: pass.name(),
+                batch,
+                gpu_gflops: gpu_figure,
+                cpu_gflops: cpu_figure,
+                gpu_over_cpu: ratio(gpu_figure, cpu_figure),
+            };
+            out.row(&TABLE, &row.cells())?;
+            rows.push(row);
+        }
+    }
+    Ok(rows)
+}
+
+/// "in → out, k×k", with stride and padding when they are not 1 and 0.
+fn describe(conv: &Conv2d) -> String {
+    let k = conv.kernel;
+    let mut text = format!("{} → {}, {k}×{k}", conv.input, conv.output);
+    if conv.stride != 1 {
+        text.push_str(&format!(" s{}", conv.stride));
+    }
+    if conv.padding != 0 {
+        text.push_str(&format!(" p{}", conv.padding));
+    }
+    text
+}
+
+/// 2·batch·out_c·out_h·out_w·in_c·k·k: every pass does one multiply-add per
+/// (output value, weight tap) pair.
+fn pass_flop(conv: &Conv2d, batch: usize) -> f64 {
+    let taps = conv.input.c * conv.kernel * conv.kernel;
+    2.0 * batch as f64 * conv.output.len() as f64 * taps as f64
+}
+
+fn gpu_dispatch(
+    gpu: &Gpu,
+    t: &GpuTensors,
+    conv: &Conv2d,
+    batch: usize,
+    pass: ConvPass,
+) -> Dispatch {
+    let (ctx, kernels) = (&gpu.ctx, &gpu.kernels);
+    let bind = Binding::whole;
+    match pass {
+        ConvPass::Forward => kernels.conv2d_forward(
+            ctx,
+            conv,
+            batch,
+            bind(&t.x),
+            bind(&t.w),
+            bind(&t.b),
+            bind(&t.y),
+        ),
+        ConvPass::BackwardInput => {
+            kernels.conv2d_backward_input(ctx, conv, batch, bind(&t.dy), bind(&t.w), bind(&t.dx))
+        }
+        ConvPass::BackwardWeight => {
+            kernels.conv2d_backward_weight(ctx, conv, batch, bind(&t.dy), bind(&t.x), bind(&t.dw))
+        }
+    }
+}
+
+fn run_cpu(t: &mut Tensors, conv: &Conv2d, batch: usize, pass: ConvPass) {
+    match pass {
+        ConvPass::Forward => cpu_conv::conv2d_forward(&t.x, &t.w, &t.b, &mut t.y, batch, conv),
+        ConvPass::BackwardInput => {
+            cpu_conv::conv2d_backward_input(&t.dy, &t.w, &mut t.dx, batch, conv)
+        }
+        ConvPass::BackwardWeight => {
+            cpu_conv::conv2d_backward_weight(&t.dy, &t.x, &mut t.dw, batch, conv)
+        }
+    }
+}
