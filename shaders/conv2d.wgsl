@@ -15,6 +15,14 @@
 //
 // dy here is already multiplied by the activation's derivative
 // (activation_backward in elementwise.wgsl).
+//
+// conv2d_forward_gemm computes the same y as conv2d_forward as an implicit
+// GEMM: y = W · im2col(x), W seen as (out_c, in_c·k·k) and im2col(x) as
+// (in_c·k·k, batch·out_h·out_w), the latter never materialised. Each
+// invocation keeps a 4×4 block of it in registers (4 output channels × 4
+// consecutive output pixels), so each weight and each input value it loads
+// feeds 4 multiply-adds instead of 1. It sums in the same order as the
+// direct kernel, bias first, so the two agree bit for bit.
 
 struct ConvParams {
     batch: u32,
@@ -76,6 +84,72 @@ fn conv2d_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_wo
         }
     }
     fwd_y[idx] = activate(acc, p.act);
+}
+
+// Output pixels per invocation of conv2d_forward_gemm (along batch·out_h·out_w),
+// and output channels per invocation.
+const GEMM_PIXELS: u32 = 4u;
+const GEMM_CHANNELS: u32 = 4u;
+
+@compute @workgroup_size(64)
+fn conv2d_forward_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let plane_size = p.out_h * p.out_w;
+    let pixels = p.batch * plane_size;
+    let q0 = gid.x * GEMM_PIXELS;
+    let o0 = gid.y * GEMM_CHANNELS;
+    if q0 >= pixels || o0 >= p.out_c {
+        return;
+    }
+    // Where each of the block's pixels sits: its image, the input row and
+    // column its window starts at (may be negative: padding).
+    var image: array<u32, 4>;
+    var top: array<i32, 4>;
+    var left: array<i32, 4>;
+    for (var t = 0u; t < GEMM_PIXELS; t++) {
+        let q = min(q0 + t, pixels - 1u);
+        image[t] = q / plane_size;
+        top[t] = input_coord((q % plane_size) / p.out_w, 0u);
+        left[t] = input_coord(q % p.out_w, 0u);
+    }
+    var acc: array<f32, 16>;
+    for (var a = 0u; a < GEMM_CHANNELS; a++) {
+        let o = min(o0 + a, p.out_c - 1u);
+        for (var t = 0u; t < GEMM_PIXELS; t++) {
+            acc[a * GEMM_PIXELS + t] = fwd_b[o];
+        }
+    }
+    for (var c = 0u; c < p.in_c; c++) {
+        for (var u = 0u; u < p.kernel; u++) {
+            for (var v = 0u; v < p.kernel; v++) {
+                var w_reg: array<f32, 4>;
+                for (var a = 0u; a < GEMM_CHANNELS; a++) {
+                    w_reg[a] = fwd_w[weight_index(min(o0 + a, p.out_c - 1u), c, u, v)];
+                }
+                for (var t = 0u; t < GEMM_PIXELS; t++) {
+                    let h = top[t] + i32(u);
+                    let w = left[t] + i32(v);
+                    if h < 0 || h >= i32(p.in_h) || w < 0 || w >= i32(p.in_w) {
+                        continue;
+                    }
+                    let x = fwd_x[((image[t] * p.in_c + c) * p.in_h + u32(h)) * p.in_w + u32(w)];
+                    for (var a = 0u; a < GEMM_CHANNELS; a++) {
+                        acc[a * GEMM_PIXELS + t] += w_reg[a] * x;
+                    }
+                }
+            }
+        }
+    }
+    for (var a = 0u; a < GEMM_CHANNELS; a++) {
+        for (var t = 0u; t < GEMM_PIXELS; t++) {
+            let o = o0 + a;
+            let q = q0 + t;
+            if o < p.out_c && q < pixels {
+                let n = q / plane_size;
+                let y = (n * p.out_c + o) * plane_size + q % plane_size;
+                fwd_y[y] = activate(acc[a * GEMM_PIXELS + t], p.act);
+            }
+        }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> bin_dy: array<f32>;

@@ -12,7 +12,7 @@ use gpunet::backend::Optimizer;
 use gpunet::cpu::optim::{self, AdamConfig};
 use gpunet::cpu::{conv, ops};
 use gpunet::gpu::{
-    Binding, GpuContext, Kernels, MatmulForm, MatmulShape, MatmulVersion, StepSlots,
+    Binding, ConvVersion, GpuContext, Kernels, MatmulForm, MatmulShape, MatmulVersion, StepSlots,
 };
 use gpunet::graph::Activation;
 use gpunet::graph::{Conv2d, MaxPool, Shape};
@@ -435,6 +435,44 @@ fn conv_cases() -> Vec<(usize, Conv2d)> {
         }
     }
     cases
+}
+
+/// Both forward versions against the reference, and against each other:
+/// they sum the same terms in the same order, so they agree bit for bit.
+#[test]
+fn conv2d_forward_versions_match_reference_and_each_other() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(21);
+    for (batch, c) in conv_cases() {
+        let what = format!(
+            "batch {batch}, {}→{}, k{} s{} p{}",
+            c.input, c.output, c.kernel, c.stride, c.padding
+        );
+        let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
+        let w = random_vec(&mut rng, c.output.c * c.input.c * c.kernel * c.kernel, 1.0);
+        let b = random_vec(&mut rng, c.output.c, 1.0);
+        let mut want = vec![0.0; batch * c.output.len()];
+        conv::conv2d_forward(&x, &w, &b, &mut want, batch, &c);
+        let [xb, wb, bb] = [&x, &w, &b].map(|v| ctx.storage_init("conv input", v));
+        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
+            .iter()
+            .map(|&version| {
+                let yb = ctx.storage_zeroed("y", want.len());
+                let all = Binding::whole;
+                let (x, w, b, y) = (all(&xb), all(&wb), all(&bb), all(&yb));
+                ctx.run(&[kernels.conv2d_forward_version(&ctx, version, &c, batch, x, w, b, y)]);
+                let got = ctx.read::<f32>(&yb, 0, want.len()).unwrap();
+                let tol = 1e-5 * ((c.input.c * c.kernel * c.kernel) as f32 + 1.0);
+                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
+                got
+            })
+            .collect();
+        assert_eq!(
+            outputs[0], outputs[1],
+            "{what}: direct and implicit GEMM differ"
+        );
+    }
 }
 
 #[test]

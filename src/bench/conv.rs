@@ -5,23 +5,24 @@ use super::measure::{self, giga_per_second};
 use super::report::{rate, ratio, times, Figure, Reporter, Table};
 use super::{test_values, Gpu, Settings};
 use crate::cpu::conv as cpu_conv;
-use crate::gpu::{Binding, Dispatch};
+use crate::gpu::{Binding, ConvVersion, Dispatch};
 use crate::graph::{Conv2d, Graph, Node, Shape};
 use crate::spec::ModelSpec;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 /// The passes measured per layer, in table order.
-const PASSES: [ConvPass; 3] = [
-    ConvPass::Forward,
+const PASSES: [ConvPass; 4] = [
+    ConvPass::Forward(ConvVersion::Direct),
+    ConvPass::Forward(ConvVersion::ImplicitGemm),
     ConvPass::BackwardInput,
     ConvPass::BackwardWeight,
 ];
 
 #[derive(Debug, Clone, Copy)]
 enum ConvPass {
-    /// y = act(conv(x, W) + b)
-    Forward,
+    /// y = act(conv(x, W) + b), by one of the kernel versions
+    Forward(ConvVersion),
     /// dx from dy and W
     BackwardInput,
     /// dW from dy and x
@@ -31,7 +32,8 @@ enum ConvPass {
 impl ConvPass {
     fn name(self) -> &'static str {
         match self {
-            ConvPass::Forward => "forward",
+            ConvPass::Forward(ConvVersion::Direct) => "forward, direct",
+            ConvPass::Forward(ConvVersion::ImplicitGemm) => "forward, implicit GEMM",
             ConvPass::BackwardInput => "backward to input",
             ConvPass::BackwardWeight => "backward to weights",
         }
@@ -43,7 +45,8 @@ impl ConvPass {
 pub struct ConvRow {
     /// e.g. "16×14×14 → 32×14×14, 3×3"
     pub layer: String,
-    /// "forward", "backward to input" or "backward to weights".
+    /// "forward, direct", "forward, implicit GEMM", "backward to input" or
+    /// "backward to weights".
     pub pass: &'static str,
     pub batch: usize,
     pub gpu_gflops: Figure,
@@ -66,7 +69,7 @@ impl ConvRow {
 const TABLE: Table = Table {
     columns: &[
         ("layer", 28),
-        ("pass", 19),
+        ("pass", 22),
         ("GPU", 8),
         ("CPU", 8),
         ("GPU/CPU", 8),
@@ -220,8 +223,9 @@ fn gpu_dispatch(
     let (ctx, kernels) = (&gpu.ctx, &gpu.kernels);
     let bind = Binding::whole;
     match pass {
-        ConvPass::Forward => kernels.conv2d_forward(
+        ConvPass::Forward(version) => kernels.conv2d_forward_version(
             ctx,
+            version,
             conv,
             batch,
             bind(&t.x),
@@ -240,7 +244,7 @@ fn gpu_dispatch(
 
 fn run_cpu(t: &mut Tensors, conv: &Conv2d, batch: usize, pass: ConvPass) {
     match pass {
-        ConvPass::Forward => cpu_conv::conv2d_forward(&t.x, &t.w, &t.b, &mut t.y, batch, conv),
+        ConvPass::Forward(_) => cpu_conv::conv2d_forward(&t.x, &t.w, &t.b, &mut t.y, batch, conv),
         ConvPass::BackwardInput => {
             cpu_conv::conv2d_backward_input(&t.dy, &t.w, &mut t.dx, batch, conv)
         }

@@ -48,6 +48,20 @@ impl MatmulVersion {
     }
 }
 
+/// How a conv2d forward is computed (see conv2d.wgsl).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvVersion {
+    /// One invocation per output value, walking its receptive field.
+    Direct,
+    /// y = W · im2col(x) without materialising im2col, 4×4 blocks per invocation.
+    ImplicitGemm,
+}
+
+impl ConvVersion {
+    /// Every version, in the order the bench and the tests list them.
+    pub const ALL: [ConvVersion; 2] = [ConvVersion::Direct, ConvVersion::ImplicitGemm];
+}
+
 /// C is (m, n); the shared dimension is k.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct MatmulShape {
@@ -375,7 +389,9 @@ impl Kernels {
         }
     }
 
-    /// y = act(conv(x, W) + b) over a batch.
+    /// y = act(conv(x, W) + b) over a batch, with whichever version runs
+    /// this shape faster on this adapter, measured now on these buffers
+    /// (see tune.rs; the versions agree bit for bit).
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_forward(
         &self,
@@ -387,12 +403,42 @@ impl Kernels {
         b: Binding,
         y: Binding,
     ) -> Dispatch {
+        let candidates = ConvVersion::ALL
+            .iter()
+            .map(|&version| self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y))
+            .collect();
+        super::tune::fastest(ctx, candidates)
+    }
+
+    /// y = act(conv(x, W) + b) over a batch, computed by `version`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_forward_version(
+        &self,
+        ctx: &GpuContext,
+        version: ConvVersion,
+        conv: &Conv2d,
+        batch: usize,
+        x: Binding,
+        w: Binding,
+        b: Binding,
+        y: Binding,
+    ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
-        self.conv2d_forward.dispatch(
-            ctx,
-            &[Binding::whole(&uniform), x, w, b, y],
-            elementwise_groups(batch * conv.output.len()),
-        )
+        let bindings = [Binding::whole(&uniform), x, w, b, y];
+        // 4 pixels × 4 channels per invocation, 64 invocations per group.
+        let pixel_groups = (batch * conv.output.h * conv.output.w).div_ceil(4 * 64);
+        match version {
+            ConvVersion::ImplicitGemm if pixel_groups <= 65535 => {
+                let channel_groups = conv.output.c.div_ceil(4);
+                let groups = [pixel_groups as u32, channel_groups as u32, 1];
+                self.conv2d_forward_gemm.dispatch(ctx, &bindings, groups)
+            }
+            _ => self.conv2d_forward.dispatch(
+                ctx,
+                &bindings,
+                elementwise_groups(batch * conv.output.len()),
+            ),
+        }
     }
 
     /// dx from dy (already through the activation's derivative) and W.

@@ -50,6 +50,7 @@ pub struct Kernels {
     pub adam: Kernel,
     pub gather: Kernel,
     pub conv2d_forward: Kernel,
+    pub conv2d_forward_gemm: Kernel,
     pub conv2d_backward_input: Kernel,
     pub conv2d_backward_weight: Kernel,
     pub conv2d_backward_bias: Kernel,
@@ -110,6 +111,12 @@ impl Kernels {
                 ctx,
                 &conv,
                 "conv2d_forward",
+                &[Uniform, Read, Read, Read, ReadWrite],
+            ),
+            conv2d_forward_gemm: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_forward_gemm",
                 &[Uniform, Read, Read, Read, ReadWrite],
             ),
             conv2d_backward_input: Kernel::new(
