@@ -23,6 +23,11 @@
 // consecutive output pixels), so each weight and each input value it loads
 // feeds 4 multiply-adds instead of 1. It sums in the same order as the
 // direct kernel, bias first, so the two agree bit for bit.
+//
+// conv2d_backward_input_gemm does the same for dx = Wᵀ · dy scattered back
+// through the windows (col2im, also never materialised): 4 input channels
+// × 4 consecutive input pixels per invocation, summed over o, u, v in the
+// direct kernel's order.
 
 struct ConvParams {
     batch: u32,
@@ -197,6 +202,58 @@ fn conv2d_backward_input(@builtin(global_invocation_id) gid: vec3<u32>, @builtin
         }
     }
     bin_dx[idx] = acc;
+}
+
+@compute @workgroup_size(64)
+fn conv2d_backward_input_gemm(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let plane_size = p.in_h * p.in_w;
+    let pixels = p.batch * plane_size;
+    let q0 = gid.x * GEMM_PIXELS;
+    let c0 = gid.y * GEMM_CHANNELS;
+    if q0 >= pixels || c0 >= p.in_c {
+        return;
+    }
+    var image: array<u32, 4>;
+    var row: array<u32, 4>;
+    var col: array<u32, 4>;
+    for (var t = 0u; t < GEMM_PIXELS; t++) {
+        let q = min(q0 + t, pixels - 1u);
+        image[t] = q / plane_size;
+        row[t] = (q % plane_size) / p.in_w;
+        col[t] = q % p.in_w;
+    }
+    var acc: array<f32, 16>;
+    for (var o = 0u; o < p.out_c; o++) {
+        for (var u = 0u; u < p.kernel; u++) {
+            for (var v = 0u; v < p.kernel; v++) {
+                var w_reg: array<f32, 4>;
+                for (var a = 0u; a < GEMM_CHANNELS; a++) {
+                    w_reg[a] = bin_w[weight_index(o, min(c0 + a, p.in_c - 1u), u, v)];
+                }
+                for (var t = 0u; t < GEMM_PIXELS; t++) {
+                    let i = output_coord(row[t], u, p.out_h);
+                    let j = output_coord(col[t], v, p.out_w);
+                    if i < 0 || j < 0 {
+                        continue;
+                    }
+                    let dy = bin_dy[((image[t] * p.out_c + o) * p.out_h + u32(i)) * p.out_w + u32(j)];
+                    for (var a = 0u; a < GEMM_CHANNELS; a++) {
+                        acc[a * GEMM_PIXELS + t] += w_reg[a] * dy;
+                    }
+                }
+            }
+        }
+    }
+    for (var a = 0u; a < GEMM_CHANNELS; a++) {
+        for (var t = 0u; t < GEMM_PIXELS; t++) {
+            let c = c0 + a;
+            let q = q0 + t;
+            if c < p.in_c && q < pixels {
+                let n = q / plane_size;
+                bin_dx[(n * p.in_c + c) * plane_size + q % plane_size] = acc[a * GEMM_PIXELS + t];
+            }
+        }
+    }
 }
 
 @group(0) @binding(1) var<storage, read> bw_dy: array<f32>;

@@ -475,6 +475,44 @@ fn conv2d_forward_versions_match_reference_and_each_other() {
     }
 }
 
+/// Both backward-to-input versions against the reference and each other.
+#[test]
+fn conv2d_backward_input_versions_match_reference_and_each_other() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(22);
+    for (batch, c) in conv_cases() {
+        let what = format!(
+            "batch {batch}, {}→{}, k{} s{} p{}",
+            c.input, c.output, c.kernel, c.stride, c.padding
+        );
+        let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
+        let w = random_vec(&mut rng, c.output.c * c.input.c * c.kernel * c.kernel, 1.0);
+        let mut want = vec![0.0; batch * c.input.len()];
+        conv::conv2d_backward_input(&dy, &w, &mut want, batch, &c);
+        let [dyb, wb] = [&dy, &w].map(|v| ctx.storage_init("conv input", v));
+        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
+            .iter()
+            .map(|&version| {
+                let dxb = ctx.storage_zeroed("dx", want.len());
+                let all = Binding::whole;
+                let (dy, w, dx) = (all(&dyb), all(&wb), all(&dxb));
+                ctx.run(&[
+                    kernels.conv2d_backward_input_version(&ctx, version, &c, batch, dy, w, dx)
+                ]);
+                let got = ctx.read::<f32>(&dxb, 0, want.len()).unwrap();
+                let tol = 1e-5 * ((c.output.c * c.kernel * c.kernel) as f32 + 1.0);
+                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
+                got
+            })
+            .collect();
+        assert_eq!(
+            outputs[0], outputs[1],
+            "{what}: direct and implicit GEMM differ"
+        );
+    }
+}
+
 #[test]
 fn conv2d_forward_and_backward_match_reference() {
     let Some(ctx) = gpu() else { return };

@@ -12,10 +12,11 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 /// The passes measured per layer, in table order.
-const PASSES: [ConvPass; 4] = [
+const PASSES: [ConvPass; 5] = [
     ConvPass::Forward(ConvVersion::Direct),
     ConvPass::Forward(ConvVersion::ImplicitGemm),
-    ConvPass::BackwardInput,
+    ConvPass::BackwardInput(ConvVersion::Direct),
+    ConvPass::BackwardInput(ConvVersion::ImplicitGemm),
     ConvPass::BackwardWeight,
 ];
 
@@ -23,8 +24,8 @@ const PASSES: [ConvPass; 4] = [
 enum ConvPass {
     /// y = act(conv(x, W) + b), by one of the kernel versions
     Forward(ConvVersion),
-    /// dx from dy and W
-    BackwardInput,
+    /// dx from dy and W, by one of the kernel versions
+    BackwardInput(ConvVersion),
     /// dW from dy and x
     BackwardWeight,
 }
@@ -34,7 +35,10 @@ impl ConvPass {
         match self {
             ConvPass::Forward(ConvVersion::Direct) => "forward, direct",
             ConvPass::Forward(ConvVersion::ImplicitGemm) => "forward, implicit GEMM",
-            ConvPass::BackwardInput => "backward to input",
+            ConvPass::BackwardInput(ConvVersion::Direct) => "backward to input, direct",
+            ConvPass::BackwardInput(ConvVersion::ImplicitGemm) => {
+                "backward to input, implicit GEMM"
+            }
             ConvPass::BackwardWeight => "backward to weights",
         }
     }
@@ -69,7 +73,7 @@ impl ConvRow {
 const TABLE: Table = Table {
     columns: &[
         ("layer", 28),
-        ("pass", 22),
+        ("pass", 32),
         ("GPU", 8),
         ("CPU", 8),
         ("GPU/CPU", 8),
@@ -233,9 +237,15 @@ fn gpu_dispatch(
             bind(&t.b),
             bind(&t.y),
         ),
-        ConvPass::BackwardInput => {
-            kernels.conv2d_backward_input(ctx, conv, batch, bind(&t.dy), bind(&t.w), bind(&t.dx))
-        }
+        ConvPass::BackwardInput(version) => kernels.conv2d_backward_input_version(
+            ctx,
+            version,
+            conv,
+            batch,
+            bind(&t.dy),
+            bind(&t.w),
+            bind(&t.dx),
+        ),
         ConvPass::BackwardWeight => {
             kernels.conv2d_backward_weight(ctx, conv, batch, bind(&t.dy), bind(&t.x), bind(&t.dw))
         }
@@ -245,7 +255,7 @@ fn gpu_dispatch(
 fn run_cpu(t: &mut Tensors, conv: &Conv2d, batch: usize, pass: ConvPass) {
     match pass {
         ConvPass::Forward(_) => cpu_conv::conv2d_forward(&t.x, &t.w, &t.b, &mut t.y, batch, conv),
-        ConvPass::BackwardInput => {
+        ConvPass::BackwardInput(_) => {
             cpu_conv::conv2d_backward_input(&t.dy, &t.w, &mut t.dx, batch, conv)
         }
         ConvPass::BackwardWeight => {

@@ -442,6 +442,7 @@ impl Kernels {
     }
 
     /// dx from dy (already through the activation's derivative) and W.
+    /// The faster version on this shape, measured as for `conv2d_forward`.
     pub fn conv2d_backward_input(
         &self,
         ctx: &GpuContext,
@@ -451,12 +452,44 @@ impl Kernels {
         w: Binding,
         dx: Binding,
     ) -> Dispatch {
+        let candidates = ConvVersion::ALL
+            .iter()
+            .map(|&version| {
+                self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
+            })
+            .collect();
+        super::tune::fastest(ctx, candidates)
+    }
+
+    /// dx from dy (already through the activation's derivative) and W,
+    /// computed by `version`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_backward_input_version(
+        &self,
+        ctx: &GpuContext,
+        version: ConvVersion,
+        conv: &Conv2d,
+        batch: usize,
+        dy: Binding,
+        w: Binding,
+        dx: Binding,
+    ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
-        self.conv2d_backward_input.dispatch(
-            ctx,
-            &[Binding::whole(&uniform), dy, w, dx],
-            elementwise_groups(batch * conv.input.len()),
-        )
+        let bindings = [Binding::whole(&uniform), dy, w, dx];
+        let pixel_groups = (batch * conv.input.h * conv.input.w).div_ceil(4 * 64);
+        match version {
+            ConvVersion::ImplicitGemm if pixel_groups <= 65535 => {
+                let channel_groups = conv.input.c.div_ceil(4);
+                let groups = [pixel_groups as u32, channel_groups as u32, 1];
+                self.conv2d_backward_input_gemm
+                    .dispatch(ctx, &bindings, groups)
+            }
+            _ => self.conv2d_backward_input.dispatch(
+                ctx,
+                &bindings,
+                elementwise_groups(batch * conv.input.len()),
+            ),
+        }
     }
 
     /// dW from dy and x: one workgroup per weight.

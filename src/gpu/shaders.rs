@@ -52,6 +52,7 @@ pub struct Kernels {
     pub conv2d_forward: Kernel,
     pub conv2d_forward_gemm: Kernel,
     pub conv2d_backward_input: Kernel,
+    pub conv2d_backward_input_gemm: Kernel,
     pub conv2d_backward_weight: Kernel,
     pub conv2d_backward_bias: Kernel,
     pub maxpool_forward: Kernel,
@@ -123,6 +124,12 @@ impl Kernels {
                 ctx,
                 &conv,
                 "conv2d_backward_input",
+                &[Uniform, Read, Read, ReadWrite],
+            ),
+            conv2d_backward_input_gemm: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_backward_input_gemm",
                 &[Uniform, Read, Read, ReadWrite],
             ),
             conv2d_backward_weight: Kernel::new(
