@@ -28,6 +28,11 @@
 // through the windows (col2im, also never materialised): 4 input channels
 // × 4 consecutive input pixels per invocation, summed over o, u, v in the
 // direct kernel's order.
+//
+// conv2d_backward_weight_gemm: dW = dy · im2col(x)ᵀ, a GEMM whose shared
+// dimension is batch·out_h·out_w. Like the direct kernel, one workgroup
+// reduces over it with the same per-invocation stride and the same tree,
+// but for 4 output channels at once, so each x it loads feeds 4 products.
 
 struct ConvParams {
     batch: u32,
@@ -306,6 +311,56 @@ fn conv2d_backward_weight(
     reduce_partial(t);
     if t == 0u && valid {
         bw_dw[widx] = partial[0];
+    }
+}
+
+var<workgroup> partial4: array<vec4<f32>, 256>;
+
+@compute @workgroup_size(256)
+fn conv2d_backward_weight_gemm(
+    @builtin(workgroup_id) group: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let block = group.y * groups.x + group.x;
+    let taps = p.in_c * p.kernel * p.kernel;
+    let valid = block < (p.out_c + GEMM_CHANNELS - 1u) / GEMM_CHANNELS * taps;
+    let v = block % p.kernel;
+    let u = (block / p.kernel) % p.kernel;
+    let c = (block / (p.kernel * p.kernel)) % p.in_c;
+    let o0 = (block / taps) * GEMM_CHANNELS;
+    let per_image = p.out_h * p.out_w;
+    var sum = vec4<f32>();
+    if valid {
+        for (var r = t; r < p.batch * per_image; r += REDUCE_WG) {
+            let n = r / per_image;
+            let i = (r % per_image) / p.out_w;
+            let j = r % p.out_w;
+            let h = input_coord(i, u);
+            let w = input_coord(j, v);
+            if h >= 0 && h < i32(p.in_h) && w >= 0 && w < i32(p.in_w) {
+                let x = bw_x[((n * p.in_c + c) * p.in_h + u32(h)) * p.in_w + u32(w)];
+                for (var a = 0u; a < GEMM_CHANNELS; a++) {
+                    let o = min(o0 + a, p.out_c - 1u);
+                    sum[a] += bw_dy[(n * p.out_c + o) * per_image + r % per_image] * x;
+                }
+            }
+        }
+    }
+    partial4[t] = sum;
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            partial4[t] += partial4[t + stride];
+        }
+        workgroupBarrier();
+    }
+    if t == 0u && valid {
+        for (var a = 0u; a < GEMM_CHANNELS; a++) {
+            if o0 + a < p.out_c {
+                bw_dw[weight_index(o0 + a, c, u, v)] = partial4[0][a];
+            }
+        }
     }
 }
 

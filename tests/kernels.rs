@@ -513,6 +513,44 @@ fn conv2d_backward_input_versions_match_reference_and_each_other() {
     }
 }
 
+/// Both backward-to-weights versions against the reference and each other.
+#[test]
+fn conv2d_backward_weight_versions_match_reference_and_each_other() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(23);
+    for (batch, c) in conv_cases() {
+        let what = format!(
+            "batch {batch}, {}→{}, k{} s{} p{}",
+            c.input, c.output, c.kernel, c.stride, c.padding
+        );
+        let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
+        let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
+        let mut want = vec![0.0; c.output.c * c.input.c * c.kernel * c.kernel];
+        conv::conv2d_backward_weight(&dy, &x, &mut want, batch, &c);
+        let [dyb, xb] = [&dy, &x].map(|v| ctx.storage_init("conv input", v));
+        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
+            .iter()
+            .map(|&version| {
+                let dwb = ctx.storage_zeroed("dw", want.len());
+                let all = Binding::whole;
+                let (dy, x, dw) = (all(&dyb), all(&xb), all(&dwb));
+                ctx.run(&[
+                    kernels.conv2d_backward_weight_version(&ctx, version, &c, batch, dy, x, dw)
+                ]);
+                let got = ctx.read::<f32>(&dwb, 0, want.len()).unwrap();
+                let tol = 1e-5 * ((batch * c.output.h * c.output.w) as f32 + 1.0);
+                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
+                got
+            })
+            .collect();
+        assert_eq!(
+            outputs[0], outputs[1],
+            "{what}: direct and implicit GEMM differ"
+        );
+    }
+}
+
 #[test]
 fn conv2d_forward_and_backward_match_reference() {
     let Some(ctx) = gpu() else { return };

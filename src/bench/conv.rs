@@ -12,12 +12,13 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 /// The passes measured per layer, in table order.
-const PASSES: [ConvPass; 5] = [
+const PASSES: [ConvPass; 6] = [
     ConvPass::Forward(ConvVersion::Direct),
     ConvPass::Forward(ConvVersion::ImplicitGemm),
     ConvPass::BackwardInput(ConvVersion::Direct),
     ConvPass::BackwardInput(ConvVersion::ImplicitGemm),
-    ConvPass::BackwardWeight,
+    ConvPass::BackwardWeight(ConvVersion::Direct),
+    ConvPass::BackwardWeight(ConvVersion::ImplicitGemm),
 ];
 
 #[derive(Debug, Clone, Copy)]
@@ -26,8 +27,8 @@ enum ConvPass {
     Forward(ConvVersion),
     /// dx from dy and W, by one of the kernel versions
     BackwardInput(ConvVersion),
-    /// dW from dy and x
-    BackwardWeight,
+    /// dW from dy and x, by one of the kernel versions
+    BackwardWeight(ConvVersion),
 }
 
 impl ConvPass {
@@ -39,7 +40,10 @@ impl ConvPass {
             ConvPass::BackwardInput(ConvVersion::ImplicitGemm) => {
                 "backward to input, implicit GEMM"
             }
-            ConvPass::BackwardWeight => "backward to weights",
+            ConvPass::BackwardWeight(ConvVersion::Direct) => "backward to weights, direct",
+            ConvPass::BackwardWeight(ConvVersion::ImplicitGemm) => {
+                "backward to weights, implicit GEMM"
+            }
         }
     }
 }
@@ -73,7 +77,7 @@ impl ConvRow {
 const TABLE: Table = Table {
     columns: &[
         ("layer", 28),
-        ("pass", 32),
+        ("pass", 34),
         ("GPU", 8),
         ("CPU", 8),
         ("GPU/CPU", 8),
@@ -246,9 +250,15 @@ fn gpu_dispatch(
             bind(&t.w),
             bind(&t.dx),
         ),
-        ConvPass::BackwardWeight => {
-            kernels.conv2d_backward_weight(ctx, conv, batch, bind(&t.dy), bind(&t.x), bind(&t.dw))
-        }
+        ConvPass::BackwardWeight(version) => kernels.conv2d_backward_weight_version(
+            ctx,
+            version,
+            conv,
+            batch,
+            bind(&t.dy),
+            bind(&t.x),
+            bind(&t.dw),
+        ),
     }
 }
 
@@ -258,7 +268,7 @@ fn run_cpu(t: &mut Tensors, conv: &Conv2d, batch: usize, pass: ConvPass) {
         ConvPass::BackwardInput(_) => {
             cpu_conv::conv2d_backward_input(&t.dy, &t.w, &mut t.dx, batch, conv)
         }
-        ConvPass::BackwardWeight => {
+        ConvPass::BackwardWeight(_) => {
             cpu_conv::conv2d_backward_weight(&t.dy, &t.x, &mut t.dw, batch, conv)
         }
     }

@@ -492,7 +492,8 @@ impl Kernels {
         }
     }
 
-    /// dW from dy and x: one workgroup per weight.
+    /// dW from dy and x, with the faster version on this shape, measured as
+    /// for `conv2d_forward`.
     pub fn conv2d_backward_weight(
         &self,
         ctx: &GpuContext,
@@ -502,13 +503,42 @@ impl Kernels {
         x: Binding,
         dw: Binding,
     ) -> Dispatch {
+        let candidates = ConvVersion::ALL
+            .iter()
+            .map(|&version| {
+                self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
+            })
+            .collect();
+        super::tune::fastest(ctx, candidates)
+    }
+
+    /// dW from dy and x, computed by `version`: one workgroup per weight
+    /// (direct) or per 4 output channels' weight (implicit GEMM).
+    #[allow(clippy::too_many_arguments)]
+    pub fn conv2d_backward_weight_version(
+        &self,
+        ctx: &GpuContext,
+        version: ConvVersion,
+        conv: &Conv2d,
+        batch: usize,
+        dy: Binding,
+        x: Binding,
+        dw: Binding,
+    ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
-        let weights = conv.output.c * conv.input.c * conv.kernel * conv.kernel;
-        let x_groups = weights.min(65535);
-        self.conv2d_backward_weight.dispatch(
+        let taps = conv.input.c * conv.kernel * conv.kernel;
+        let (kernel, groups) = match version {
+            ConvVersion::Direct => (&self.conv2d_backward_weight, conv.output.c * taps),
+            ConvVersion::ImplicitGemm => (
+                &self.conv2d_backward_weight_gemm,
+                conv.output.c.div_ceil(4) * taps,
+            ),
+        };
+        let x_groups = groups.min(65535);
+        kernel.dispatch(
             ctx,
             &[Binding::whole(&uniform), dy, x, dw],
-            [x_groups as u32, weights.div_ceil(x_groups) as u32, 1],
+            [x_groups as u32, groups.div_ceil(x_groups) as u32, 1],
         )
     }
 

@@ -54,6 +54,7 @@ pub struct Kernels {
     pub conv2d_backward_input: Kernel,
     pub conv2d_backward_input_gemm: Kernel,
     pub conv2d_backward_weight: Kernel,
+    pub conv2d_backward_weight_gemm: Kernel,
     pub conv2d_backward_bias: Kernel,
     pub maxpool_forward: Kernel,
     pub maxpool_backward: Kernel,
@@ -136,6 +137,12 @@ impl Kernels {
                 ctx,
                 &conv,
                 "conv2d_backward_weight",
+                &[Uniform, Read, Read, ReadWrite],
+            ),
+            conv2d_backward_weight_gemm: Kernel::new(
+                ctx,
+                &conv,
+                "conv2d_backward_weight_gemm",
                 &[Uniform, Read, Read, ReadWrite],
             ),
             conv2d_backward_bias: Kernel::new(
