@@ -437,10 +437,37 @@ fn conv_cases() -> Vec<(usize, Conv2d)> {
     cases
 }
 
-/// Both forward versions against the reference, and against each other:
-/// they sum the same terms in the same order, so they agree bit for bit.
+/// Runs `launch` (one conv pass writing its output to the given binding)
+/// once per `ConvVersion`, checks each result against the CPU's `want`
+/// within `tol`, and checks that the versions agree bit for bit: they sum
+/// the same terms in the same order.
+fn check_conv_versions(
+    ctx: &GpuContext,
+    what: &str,
+    want: &[f32],
+    tol: f32,
+    launch: impl Fn(ConvVersion, Binding) -> gpunet::gpu::Dispatch,
+) {
+    let outputs: Vec<Vec<f32>> = ConvVersion::ALL
+        .iter()
+        .map(|&version| {
+            let out = ctx.storage_zeroed("conv output", want.len());
+            ctx.run(&[launch(version, Binding::whole(&out))]);
+            let got = ctx.read::<f32>(&out, 0, want.len()).unwrap();
+            assert_close(&format!("{version:?} {what}"), &got, want, tol, 1e-5);
+            got
+        })
+        .collect();
+    assert_eq!(
+        outputs[0], outputs[1],
+        "{what}: direct and implicit GEMM differ"
+    );
+}
+
+/// Every pass with two versions (forward, backward to the input and to the
+/// weights): each version against the reference, and the two alike.
 #[test]
-fn conv2d_forward_versions_match_reference_and_each_other() {
+fn conv2d_versions_match_reference_and_each_other() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     let mut rng = rng(21);
@@ -449,104 +476,47 @@ fn conv2d_forward_versions_match_reference_and_each_other() {
             "batch {batch}, {}→{}, k{} s{} p{}",
             c.input, c.output, c.kernel, c.stride, c.padding
         );
+        let k2 = c.kernel * c.kernel;
         let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
-        let w = random_vec(&mut rng, c.output.c * c.input.c * c.kernel * c.kernel, 1.0);
+        let w = random_vec(&mut rng, c.output.c * c.input.c * k2, 1.0);
         let b = random_vec(&mut rng, c.output.c, 1.0);
-        let mut want = vec![0.0; batch * c.output.len()];
-        conv::conv2d_forward(&x, &w, &b, &mut want, batch, &c);
-        let [xb, wb, bb] = [&x, &w, &b].map(|v| ctx.storage_init("conv input", v));
-        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
-            .iter()
-            .map(|&version| {
-                let yb = ctx.storage_zeroed("y", want.len());
-                let all = Binding::whole;
-                let (x, w, b, y) = (all(&xb), all(&wb), all(&bb), all(&yb));
-                ctx.run(&[kernels.conv2d_forward_version(&ctx, version, &c, batch, x, w, b, y)]);
-                let got = ctx.read::<f32>(&yb, 0, want.len()).unwrap();
-                let tol = 1e-5 * ((c.input.c * c.kernel * c.kernel) as f32 + 1.0);
-                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
-                got
-            })
-            .collect();
-        assert_eq!(
-            outputs[0], outputs[1],
-            "{what}: direct and implicit GEMM differ"
-        );
-    }
-}
-
-/// Both backward-to-input versions against the reference and each other.
-#[test]
-fn conv2d_backward_input_versions_match_reference_and_each_other() {
-    let Some(ctx) = gpu() else { return };
-    let kernels = Kernels::new(&ctx);
-    let mut rng = rng(22);
-    for (batch, c) in conv_cases() {
-        let what = format!(
-            "batch {batch}, {}→{}, k{} s{} p{}",
-            c.input, c.output, c.kernel, c.stride, c.padding
-        );
         let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
-        let w = random_vec(&mut rng, c.output.c * c.input.c * c.kernel * c.kernel, 1.0);
-        let mut want = vec![0.0; batch * c.input.len()];
-        conv::conv2d_backward_input(&dy, &w, &mut want, batch, &c);
-        let [dyb, wb] = [&dy, &w].map(|v| ctx.storage_init("conv input", v));
-        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
-            .iter()
-            .map(|&version| {
-                let dxb = ctx.storage_zeroed("dx", want.len());
-                let all = Binding::whole;
-                let (dy, w, dx) = (all(&dyb), all(&wb), all(&dxb));
-                ctx.run(&[
-                    kernels.conv2d_backward_input_version(&ctx, version, &c, batch, dy, w, dx)
-                ]);
-                let got = ctx.read::<f32>(&dxb, 0, want.len()).unwrap();
-                let tol = 1e-5 * ((c.output.c * c.kernel * c.kernel) as f32 + 1.0);
-                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
-                got
-            })
-            .collect();
-        assert_eq!(
-            outputs[0], outputs[1],
-            "{what}: direct and implicit GEMM differ"
+        let [xb, wb, bb, dyb] = [&x, &w, &b, &dy].map(|v| ctx.storage_init("conv input", v));
+        let (x_, w_, b_, dy_) = (
+            Binding::whole(&xb),
+            Binding::whole(&wb),
+            Binding::whole(&bb),
+            Binding::whole(&dyb),
         );
-    }
-}
+        let tol = |terms: usize| 1e-5 * (terms as f32 + 1.0);
 
-/// Both backward-to-weights versions against the reference and each other.
-#[test]
-fn conv2d_backward_weight_versions_match_reference_and_each_other() {
-    let Some(ctx) = gpu() else { return };
-    let kernels = Kernels::new(&ctx);
-    let mut rng = rng(23);
-    for (batch, c) in conv_cases() {
-        let what = format!(
-            "batch {batch}, {}→{}, k{} s{} p{}",
-            c.input, c.output, c.kernel, c.stride, c.padding
+        let mut y = vec![0.0; batch * c.output.len()];
+        conv::conv2d_forward(&x, &w, &b, &mut y, batch, &c);
+        check_conv_versions(
+            &ctx,
+            &format!("{what}: y"),
+            &y,
+            tol(c.input.c * k2),
+            |v, out| kernels.conv2d_forward_version(&ctx, v, &c, batch, x_, w_, b_, out),
         );
-        let dy = random_vec(&mut rng, batch * c.output.len(), 1.0);
-        let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
-        let mut want = vec![0.0; c.output.c * c.input.c * c.kernel * c.kernel];
-        conv::conv2d_backward_weight(&dy, &x, &mut want, batch, &c);
-        let [dyb, xb] = [&dy, &x].map(|v| ctx.storage_init("conv input", v));
-        let outputs: Vec<Vec<f32>> = ConvVersion::ALL
-            .iter()
-            .map(|&version| {
-                let dwb = ctx.storage_zeroed("dw", want.len());
-                let all = Binding::whole;
-                let (dy, x, dw) = (all(&dyb), all(&xb), all(&dwb));
-                ctx.run(&[
-                    kernels.conv2d_backward_weight_version(&ctx, version, &c, batch, dy, x, dw)
-                ]);
-                let got = ctx.read::<f32>(&dwb, 0, want.len()).unwrap();
-                let tol = 1e-5 * ((batch * c.output.h * c.output.w) as f32 + 1.0);
-                assert_close(&format!("{version:?} {what}"), &got, &want, tol, 1e-5);
-                got
-            })
-            .collect();
-        assert_eq!(
-            outputs[0], outputs[1],
-            "{what}: direct and implicit GEMM differ"
+        let mut dx = vec![0.0; batch * c.input.len()];
+        conv::conv2d_backward_input(&dy, &w, &mut dx, batch, &c);
+        check_conv_versions(
+            &ctx,
+            &format!("{what}: dx"),
+            &dx,
+            tol(c.output.c * k2),
+            |v, out| kernels.conv2d_backward_input_version(&ctx, v, &c, batch, dy_, w_, out),
+        );
+        let mut dw = vec![0.0; w.len()];
+        conv::conv2d_backward_weight(&dy, &x, &mut dw, batch, &c);
+        let per_weight = batch * c.output.h * c.output.w;
+        check_conv_versions(
+            &ctx,
+            &format!("{what}: dW"),
+            &dw,
+            tol(per_weight),
+            |v, out| kernels.conv2d_backward_weight_version(&ctx, v, &c, batch, dy_, x_, out),
         );
     }
 }

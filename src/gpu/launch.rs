@@ -403,11 +403,9 @@ impl Kernels {
         b: Binding,
         y: Binding,
     ) -> Dispatch {
-        let candidates = ConvVersion::ALL
-            .iter()
-            .map(|&version| self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y))
-            .collect();
-        super::tune::fastest(ctx, candidates)
+        super::tune::fastest_conv(ctx, |version| {
+            self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y)
+        })
     }
 
     /// y = act(conv(x, W) + b) over a batch, computed by `version`.
@@ -452,13 +450,9 @@ impl Kernels {
         w: Binding,
         dx: Binding,
     ) -> Dispatch {
-        let candidates = ConvVersion::ALL
-            .iter()
-            .map(|&version| {
-                self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
-            })
-            .collect();
-        super::tune::fastest(ctx, candidates)
+        super::tune::fastest_conv(ctx, |version| {
+            self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
+        })
     }
 
     /// dx from dy (already through the activation's derivative) and W,
@@ -503,13 +497,9 @@ impl Kernels {
         x: Binding,
         dw: Binding,
     ) -> Dispatch {
-        let candidates = ConvVersion::ALL
-            .iter()
-            .map(|&version| {
-                self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
-            })
-            .collect();
-        super::tune::fastest(ctx, candidates)
+        super::tune::fastest_conv(ctx, |version| {
+            self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
+        })
     }
 
     /// dW from dy and x, computed by `version`: one workgroup per weight

@@ -4,6 +4,7 @@
 //! the choice changes only the time a step takes.
 
 use super::kernel::Dispatch;
+use super::launch::ConvVersion;
 use super::timing::GpuTimer;
 use super::GpuContext;
 
@@ -14,7 +15,7 @@ const RUNS: usize = 3;
 /// the buffers they will run on: each is run once to warm up (the driver
 /// may compile on first use) and then timed `RUNS` times. If the device
 /// fails to time them, the first candidate is kept.
-pub fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
+fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
     let timer = GpuTimer::new(ctx);
     let best_time = |d: &Dispatch| -> f64 {
         let one = std::slice::from_ref(d);
@@ -33,4 +34,9 @@ pub fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
         .into_iter()
         .nth(best)
         .expect("at least one candidate")
+}
+
+/// The fastest of `launch(version)` over every conv version.
+pub fn fastest_conv(ctx: &GpuContext, launch: impl Fn(ConvVersion) -> Dispatch) -> Dispatch {
+    fastest(ctx, ConvVersion::ALL.iter().map(|&v| launch(v)).collect())
 }
