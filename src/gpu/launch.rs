@@ -5,7 +5,7 @@ use super::kernel::{elementwise_groups, Binding, Dispatch};
 use super::shaders::Kernels;
 use super::GpuContext;
 use crate::backend::Optimizer;
-use crate::graph::{Activation, Conv2d, MaxPool};
+use crate::graph::{Activation, Conv2d, MaxPool, Shape};
 
 /// Which operands of C = op(A)·op(B) are transposed (see matmul.wgsl).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,15 @@ pub enum ConvVersion {
 impl ConvVersion {
     /// Every version, in the order the bench and the tests list them.
     pub const ALL: [ConvVersion; 2] = [ConvVersion::Direct, ConvVersion::ImplicitGemm];
+}
+
+/// Workgroups of an implicit-GEMM conv kernel writing `batch` maps of
+/// shape `out`: 4 pixels × 4 channels per invocation, 64 invocations per
+/// group. None when the pixels need more groups than one dispatch allows
+/// (the direct kernel then runs instead).
+fn gemm_groups(batch: usize, out: Shape) -> Option<[u32; 3]> {
+    let pixel_groups = (batch * out.h * out.w).div_ceil(4 * 64);
+    (pixel_groups <= 65535).then(|| [pixel_groups as u32, out.c.div_ceil(4) as u32, 1])
 }
 
 /// C is (m, n); the shared dimension is k.
@@ -423,12 +432,8 @@ impl Kernels {
     ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
         let bindings = [Binding::whole(&uniform), x, w, b, y];
-        // 4 pixels × 4 channels per invocation, 64 invocations per group.
-        let pixel_groups = (batch * conv.output.h * conv.output.w).div_ceil(4 * 64);
-        match version {
-            ConvVersion::ImplicitGemm if pixel_groups <= 65535 => {
-                let channel_groups = conv.output.c.div_ceil(4);
-                let groups = [pixel_groups as u32, channel_groups as u32, 1];
+        match (version, gemm_groups(batch, conv.output)) {
+            (ConvVersion::ImplicitGemm, Some(groups)) => {
                 self.conv2d_forward_gemm.dispatch(ctx, &bindings, groups)
             }
             _ => self.conv2d_forward.dispatch(
@@ -470,14 +475,10 @@ impl Kernels {
     ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
         let bindings = [Binding::whole(&uniform), dy, w, dx];
-        let pixel_groups = (batch * conv.input.h * conv.input.w).div_ceil(4 * 64);
-        match version {
-            ConvVersion::ImplicitGemm if pixel_groups <= 65535 => {
-                let channel_groups = conv.input.c.div_ceil(4);
-                let groups = [pixel_groups as u32, channel_groups as u32, 1];
-                self.conv2d_backward_input_gemm
-                    .dispatch(ctx, &bindings, groups)
-            }
+        match (version, gemm_groups(batch, conv.input)) {
+            (ConvVersion::ImplicitGemm, Some(groups)) => self
+                .conv2d_backward_input_gemm
+                .dispatch(ctx, &bindings, groups),
             _ => self.conv2d_backward_input.dispatch(
                 ctx,
                 &bindings,
