@@ -25,7 +25,7 @@ pub enum MatmulVersion {
     Naive,
     /// Version 2: 64×64 workgroup tiles, 4×4 outputs per invocation.
     Tiled,
-    /// Version 3: 4×4 outputs per invocation from registers alone.
+    /// Version 3: 4×8 outputs per invocation from registers alone.
     Registers,
 }
 
@@ -227,21 +227,22 @@ impl Kernels {
             epilogue: u32::from(bias.is_some()) | (act.code() << 8),
         };
         let uniform = ctx.uniform("matmul params", &params);
+        // Each kernel's block of C per workgroup: (rows, columns).
         let (kernel, tile) = match (version, form) {
-            (MatmulVersion::Naive, MatmulForm::NN) => (&self.matmul_naive_nn, 16),
-            (MatmulVersion::Naive, MatmulForm::TN) => (&self.matmul_naive_tn, 16),
-            (MatmulVersion::Naive, MatmulForm::NT) => (&self.matmul_naive_nt, 16),
-            (MatmulVersion::Tiled, MatmulForm::NN) => (&self.matmul_nn, 64),
-            (MatmulVersion::Tiled, MatmulForm::TN) => (&self.matmul_tn, 64),
-            (MatmulVersion::Tiled, MatmulForm::NT) => (&self.matmul_nt, 64),
-            (MatmulVersion::Registers, MatmulForm::NN) => (&self.matmul_reg_nn, 64),
-            (MatmulVersion::Registers, MatmulForm::TN) => (&self.matmul_reg_tn, 64),
-            (MatmulVersion::Registers, MatmulForm::NT) => (&self.matmul_reg_nt, 64),
+            (MatmulVersion::Naive, MatmulForm::NN) => (&self.matmul_naive_nn, (16, 16)),
+            (MatmulVersion::Naive, MatmulForm::TN) => (&self.matmul_naive_tn, (16, 16)),
+            (MatmulVersion::Naive, MatmulForm::NT) => (&self.matmul_naive_nt, (16, 16)),
+            (MatmulVersion::Tiled, MatmulForm::NN) => (&self.matmul_nn, (64, 64)),
+            (MatmulVersion::Tiled, MatmulForm::TN) => (&self.matmul_tn, (64, 64)),
+            (MatmulVersion::Tiled, MatmulForm::NT) => (&self.matmul_nt, (64, 64)),
+            (MatmulVersion::Registers, MatmulForm::NN) => (&self.matmul_reg_nn, (32, 64)),
+            (MatmulVersion::Registers, MatmulForm::TN) => (&self.matmul_reg_tn, (32, 64)),
+            (MatmulVersion::Registers, MatmulForm::NT) => (&self.matmul_reg_nt, (32, 64)),
         };
         let bias = bias.unwrap_or(Binding::whole(&self.placeholder));
         let groups = [
-            shape.n.div_ceil(tile).max(1) as u32,
-            shape.m.div_ceil(tile).max(1) as u32,
+            shape.n.div_ceil(tile.1).max(1) as u32,
+            shape.m.div_ceil(tile.0).max(1) as u32,
             1,
         ];
         kernel.dispatch(ctx, &[Binding::whole(&uniform), a, b, bias, c], groups)
