@@ -1,4 +1,5 @@
-//! Prints where a GPU training step's time goes, launch by launch.
+//! Prints where a GPU training step's time goes, launch by launch (GPU
+//! timestamps where the adapter has them).
 //! `cargo run --release --example profile_step -- [model] [batch]`
 //! (model: mlp, cnn or a spec string; batch: 128).
 use gpunet::backend::Optimizer;
@@ -21,8 +22,10 @@ fn main() -> anyhow::Result<()> {
         weight_decay: 0.0,
     };
     let trainer = GpuTrainer::new(ctx, &graph, batch, sgd, &graph.init_params(0), &data, &data)?;
+    let (source, times) = trainer.time_dispatches(10)?;
+    println!("timing: {}", source.describe());
     let mut total = 0.0;
-    for (name, secs) in trainer.time_dispatches(10)? {
+    for (name, secs) in times {
         println!("{name:>24}: {:9.3} ms", secs * 1e3);
         total += secs;
     }

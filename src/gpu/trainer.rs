@@ -6,6 +6,7 @@
 
 use super::kernel::{Binding, Dispatch, StepSlots};
 use super::launch::{MatmulForm, MatmulShape, METRICS_WORDS};
+use super::timing::{GpuTimer, TimingSource};
 use super::{GpuContext, Kernels};
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress, Update};
 use crate::data::Dataset;
@@ -562,21 +563,23 @@ impl GpuTrainer {
         })
     }
 
-    /// Wall time of each launch of a training step, run alone `reps` times
-    /// (submit and wait each time): where a step's time goes.
-    pub fn time_dispatches(&self, reps: usize) -> Result<Vec<(&'static str, f64)>> {
+    /// Each launch of a training step timed alone, `reps` times after a
+    /// warm-up: its name and mean seconds, where a step's time goes. GPU
+    /// timestamps where the adapter has them, the wall clock otherwise
+    /// (the returned source says which).
+    pub fn time_dispatches(&self, reps: usize) -> Result<(TimingSource, Vec<(&'static str, f64)>)> {
+        let timer = GpuTimer::new(&self.ctx);
         let mut times = Vec::new();
         for d in &self.train_step {
-            self.ctx.run(std::slice::from_ref(d));
-            self.ctx.wait()?;
-            let start = std::time::Instant::now();
-            for _ in 0..reps {
-                self.ctx.run(std::slice::from_ref(d));
-            }
-            self.ctx.wait()?;
-            times.push((d.name, start.elapsed().as_secs_f64() / reps as f64));
+            let one = std::slice::from_ref(d);
+            let passes = vec![one; reps + 1];
+            let seconds = timer.time_passes(&self.ctx, &passes)?;
+            times.push((
+                d.name,
+                seconds[1..].iter().sum::<f64>() / reps.max(1) as f64,
+            ));
         }
-        Ok(times)
+        Ok((timer.source(), times))
     }
 }
 
