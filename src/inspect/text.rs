@@ -12,7 +12,7 @@
 //! descender to its ascender, which is also the height of a line box here.
 
 use crate::plot::FONT;
-use ab_glyph::{point, Font, FontRef, PxScale, ScaleFont};
+use ab_glyph::{point, Font, FontRef, GlyphId, PxScale, ScaleFont};
 use anyhow::anyhow;
 use image::RgbImage;
 
@@ -52,7 +52,15 @@ impl Typeface {
 
     /// The advance width of `text` (one line) at `size`, in whole pixels.
     pub(crate) fn width(&self, text: &str, size: f32) -> u32 {
+        self.layout(text, size).1.ceil() as u32
+    }
+
+    /// Each glyph of `text` (one line) at `size` with the caret position it
+    /// is drawn at (kerned against the glyph before), and the caret after
+    /// the last glyph.
+    fn layout(&self, text: &str, size: f32) -> (Vec<(GlyphId, f32)>, f32) {
         let scaled = self.font.as_scaled(PxScale::from(size));
+        let mut glyphs = Vec::with_capacity(text.len());
         let mut caret = 0.0f32;
         let mut previous = None;
         for c in text.chars() {
@@ -60,10 +68,11 @@ impl Typeface {
             if let Some(p) = previous {
                 caret += scaled.kern(p, id);
             }
+            glyphs.push((id, caret));
             caret += scaled.h_advance(id);
             previous = Some(id);
         }
-        caret.ceil() as u32
+        (glyphs, caret)
     }
 
     /// The widest of `lines` at `size`.
@@ -81,13 +90,7 @@ impl Typeface {
         let height = self.line_height(size);
         let mut coverage = vec![0.0f32; (width * height) as usize];
         let baseline = scaled.ascent();
-        let mut caret = 0.0f32;
-        let mut previous = None;
-        for c in text.chars() {
-            let id = scaled.glyph_id(c);
-            if let Some(p) = previous {
-                caret += scaled.kern(p, id);
-            }
+        for (id, caret) in self.layout(text, size).0 {
             let glyph = id.with_scale_and_position(scaled.scale(), point(caret, baseline));
             if let Some(outline) = self.font.outline_glyph(glyph) {
                 let bounds = outline.px_bounds();
@@ -100,8 +103,6 @@ impl Typeface {
                     }
                 });
             }
-            caret += scaled.h_advance(id);
-            previous = Some(id);
         }
         Mask {
             width,
