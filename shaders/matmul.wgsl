@@ -25,6 +25,10 @@
 //     memory is ordinary memory and a barrier suspends every invocation, so
 //     staging tiles costs more than it saves; at 512³ on lavapipe it runs
 //     about 2.5× the tiled kernel and 6× the naive one (benches/README.md).
+//   version 4, matmul_sub_* in matmul_subgroup.wgsl: the engine's kernel on
+//     CPU adapters with subgroups of 8 lanes; a subgroup shares its loads
+//     of A through subgroupBroadcast. It needs this file's bindings and
+//     helpers and a device with subgroups, so it is a module of its own.
 //
 // Tiling: a 16×16 workgroup computes a 64×64 block of C; each invocation
 // keeps a 4×4 block of accumulators in registers (rows lid.y + 16i, columns

@@ -116,8 +116,10 @@ impl GpuContext {
         // buffer, so the larger binding sizes of real GPUs matter.
         let limits = choice.adapter.limits();
         // Timestamp queries, where offered, let `gpunet bench` time kernels
-        // on the GPU itself; nothing else depends on them.
-        let features = choice.adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        // on the GPU itself; subgroup operations, where offered, let a matmul
+        // share loaded operands across a SIMD group. Nothing needs either.
+        let features = choice.adapter.features()
+            & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SUBGROUP);
         let (device, queue) =
             pollster::block_on(choice.adapter.request_device(&wgpu::DeviceDescriptor {
                 label: Some("gpunet"),
@@ -139,6 +141,14 @@ impl GpuContext {
 
     pub fn is_hardware(&self) -> bool {
         is_hardware(&self.info)
+    }
+
+    /// The subgroup size when the device has subgroup operations and every
+    /// subgroup has the same size, which kernels written for one size need.
+    pub fn fixed_subgroup_size(&self) -> Option<u32> {
+        let fixed = self.info.subgroup_min_size == self.info.subgroup_max_size;
+        (self.device.features().contains(wgpu::Features::SUBGROUP) && fixed)
+            .then_some(self.info.subgroup_min_size)
     }
 
     /// A storage buffer holding `data`, readable back with `read_f32`/`read_u32`.

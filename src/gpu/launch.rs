@@ -27,21 +27,37 @@ pub enum MatmulVersion {
     Tiled,
     /// Version 3: 4×8 outputs per invocation from registers alone.
     Registers,
+    /// Version 4: 32×4 outputs per lane, a subgroup of 8 lanes sharing its
+    /// loads of A (matmul_subgroup.wgsl). Needs subgroups of exactly 8.
+    Subgroup,
 }
 
 impl MatmulVersion {
     /// Every version, in the order the bench and the tests list them.
-    pub const ALL: [MatmulVersion; 3] = [
+    pub const ALL: [MatmulVersion; 4] = [
         MatmulVersion::Naive,
         MatmulVersion::Tiled,
         MatmulVersion::Registers,
+        MatmulVersion::Subgroup,
     ];
 
-    /// The faster version on this adapter: workgroup tiles on hardware GPUs,
-    /// registers alone on adapters that run on the CPU (see matmul.wgsl).
+    /// Whether this device can run the version: version 4 is written for
+    /// subgroups of 8 lanes (one workgroup is one subgroup).
+    pub fn is_available(self, ctx: &GpuContext) -> bool {
+        match self {
+            MatmulVersion::Subgroup => ctx.fixed_subgroup_size() == Some(8),
+            _ => true,
+        }
+    }
+
+    /// The faster version on this adapter: workgroup tiles on hardware GPUs;
+    /// on adapters that run on the CPU, shared subgroup loads where there
+    /// are subgroups of 8, else registers alone (see the shaders' headers).
     pub fn for_adapter(ctx: &GpuContext) -> MatmulVersion {
         if ctx.is_hardware() {
             MatmulVersion::Tiled
+        } else if MatmulVersion::Subgroup.is_available(ctx) {
+            MatmulVersion::Subgroup
         } else {
             MatmulVersion::Registers
         }
@@ -238,6 +254,18 @@ impl Kernels {
             (MatmulVersion::Registers, MatmulForm::NN) => (&self.matmul_reg_nn, (32, 64)),
             (MatmulVersion::Registers, MatmulForm::TN) => (&self.matmul_reg_tn, (32, 64)),
             (MatmulVersion::Registers, MatmulForm::NT) => (&self.matmul_reg_nt, (32, 64)),
+            (MatmulVersion::Subgroup, form) => {
+                let sub = self
+                    .matmul_sub
+                    .as_ref()
+                    .expect("matmul version 4 needs subgroups of 8 lanes, which this device lacks");
+                let kernel = match form {
+                    MatmulForm::NN => &sub.nn,
+                    MatmulForm::TN => &sub.tn,
+                    MatmulForm::NT => &sub.nt,
+                };
+                (kernel, (32, 32))
+            }
         };
         let bias = bias.unwrap_or(Binding::whole(&self.placeholder));
         let groups = [

@@ -7,10 +7,18 @@ use super::GpuContext;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
+const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+
 /// Source of each shader file, with common.wgsl prepended.
 pub fn source(file: &str) -> String {
     let body = match file {
-        "matmul" => include_str!("../../shaders/matmul.wgsl"),
+        "matmul" => MATMUL,
+        // Version 4 builds on matmul.wgsl's bindings and helpers, in a module
+        // of its own because only devices with subgroups can compile it.
+        "matmul_subgroup" => {
+            let subgroup = include_str!("../../shaders/matmul_subgroup.wgsl");
+            return format!("{COMMON}\n{MATMUL}\n{subgroup}");
+        }
         "elementwise" => include_str!("../../shaders/elementwise.wgsl"),
         "softmax_xent" => include_str!("../../shaders/softmax_xent.wgsl"),
         "optim" => include_str!("../../shaders/optim.wgsl"),
@@ -30,6 +38,13 @@ fn module(ctx: &GpuContext, file: &str) -> wgpu::ShaderModule {
         })
 }
 
+/// Matmul version 4's entry points (matmul_subgroup.wgsl).
+pub struct MatmulSubgroupKernels {
+    pub nn: Kernel,
+    pub tn: Kernel,
+    pub nt: Kernel,
+}
+
 /// All pipelines of the engine.
 pub struct Kernels {
     pub matmul_nn: Kernel,
@@ -41,6 +56,8 @@ pub struct Kernels {
     pub matmul_reg_nn: Kernel,
     pub matmul_reg_tn: Kernel,
     pub matmul_reg_nt: Kernel,
+    /// Version 4, present where `MatmulVersion::Subgroup.is_available`.
+    pub matmul_sub: Option<MatmulSubgroupKernels>,
     /// The matmul version `Kernels::matmul` launches on this adapter.
     pub matmul_default: MatmulVersion,
     pub activation_backward: Kernel,
@@ -83,6 +100,14 @@ impl Kernels {
             matmul_reg_nn: Kernel::new(ctx, &matmul, "matmul_reg_nn", &matmul_slots),
             matmul_reg_tn: Kernel::new(ctx, &matmul, "matmul_reg_tn", &matmul_slots),
             matmul_reg_nt: Kernel::new(ctx, &matmul, "matmul_reg_nt", &matmul_slots),
+            matmul_sub: MatmulVersion::Subgroup.is_available(ctx).then(|| {
+                let module = module(ctx, "matmul_subgroup");
+                MatmulSubgroupKernels {
+                    nn: Kernel::new(ctx, &module, "matmul_sub_nn", &matmul_slots),
+                    tn: Kernel::new(ctx, &module, "matmul_sub_tn", &matmul_slots),
+                    nt: Kernel::new(ctx, &module, "matmul_sub_nt", &matmul_slots),
+                }
+            }),
             matmul_default: MatmulVersion::for_adapter(ctx),
             activation_backward: Kernel::new(
                 ctx,
