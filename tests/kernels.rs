@@ -383,7 +383,7 @@ fn check_optimizer(
 fn sgd_momentum_matches_reference() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
-    for len in [1, 100, 70_001] {
+    for len in [4, 100, 70_004] {
         let sgd = Optimizer::Sgd {
             momentum: 0.9,
             weight_decay: 1e-3,
@@ -397,7 +397,7 @@ fn adam_and_adamw_match_reference() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     for decoupled in [false, true] {
-        for len in [1, 257, 70_001] {
+        for len in [4, 260, 70_004] {
             let adam = Optimizer::Adam(AdamConfig {
                 beta1: 0.9,
                 beta2: 0.999,
@@ -675,8 +675,15 @@ fn gather_matches_reference_and_zero_pads() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     let mut rng = rng(7);
-    // 13 images of 7 pixels: byte offsets straddle the packed u32 words.
-    let (n, size, rows) = (13usize, 7usize, 5usize);
+    // 13 images of 7 pixels, whose byte offsets straddle the packed u32
+    // words (one pixel per invocation), and of 8 (one word per invocation).
+    for size in [7usize, 8] {
+        check_gather(&ctx, &kernels, &mut rng, size);
+    }
+}
+
+fn check_gather(ctx: &GpuContext, kernels: &Kernels, rng: &mut impl Rng, size: usize) {
+    let (n, rows) = (13usize, 5usize);
     let images: Vec<u8> = (0..n * size).map(|_| rng.random()).collect();
     let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10)).collect();
     let order: Vec<u32> = vec![12, 0, 5, 7, 3, 11, 1, 2, 4, 6, 8, 9, 10];
@@ -685,15 +692,15 @@ fn gather_matches_reference_and_zero_pads() {
     let packed: Vec<u32> = bytemuck::cast_slice::<u8, u32>(&packed).to_vec();
     let labels32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
 
-    let steps = StepSlots::new(&ctx, "steps", 3);
-    steps.write_epoch(&ctx, n, rows, 0, &[]);
+    let steps = StepSlots::new(ctx, "steps", 3);
+    steps.write_epoch(ctx, n, rows, 0, &[]);
     let images_buf = ctx.storage_init("images", &packed);
     let labels_buf = ctx.storage_init("labels", &labels32);
     let order_buf = ctx.storage_init("order", &order);
     let x_buf = ctx.storage_zeroed("x", rows * size);
     let y_buf = ctx.storage_zeroed("y", rows);
     let d = kernels.gather(
-        &ctx,
+        ctx,
         &steps.buffer,
         size,
         rows,

@@ -353,7 +353,8 @@ impl Kernels {
         )
     }
 
-    /// One optimiser update of `len` parameters; the learning rate and step
+    /// One optimiser update of `len` parameters (a multiple of 4, as the
+    /// parameter layout guarantees); the learning rate and step
     /// number come from the step slot. `state` is the velocity (SGD) or the
     /// first and second moments (Adam).
     #[allow(clippy::too_many_arguments)]
@@ -367,7 +368,12 @@ impl Kernels {
         grads: Binding,
         state: &[Binding],
     ) -> Dispatch {
-        let groups = elementwise_groups(len);
+        // optim.wgsl updates four parameters per invocation.
+        assert!(
+            len.is_multiple_of(4),
+            "optimizer_update: {len} parameters, not a multiple of 4"
+        );
+        let groups = elementwise_groups(len / 4);
         match (optimizer, state) {
             (
                 Optimizer::Sgd {
@@ -648,7 +654,13 @@ impl Kernels {
             _pad: [0; 2],
         };
         let uniform = ctx.uniform("gather params", &params);
-        self.gather.dispatch(
+        // Whole packed words per invocation where every image starts on one.
+        let (kernel, per_invocation) = if input_size.is_multiple_of(4) {
+            (&self.gather4, 4)
+        } else {
+            (&self.gather, 1)
+        };
+        kernel.dispatch(
             ctx,
             &[
                 Binding::step(steps),
@@ -659,7 +671,7 @@ impl Kernels {
                 batch_x,
                 batch_labels,
             ],
-            elementwise_groups(rows * input_size),
+            elementwise_groups(rows * input_size / per_invocation),
         )
     }
 }
