@@ -5,21 +5,41 @@ use super::measure::{self, giga_per_second};
 use super::report::{rate, ratio, times, Figure, Reporter, Table};
 use super::{test_values, Gpu, Settings};
 use crate::cpu::conv as cpu_conv;
-use crate::gpu::{Binding, ConvVersion, Dispatch};
+use crate::gpu::{Binding, ConvPass as GpuPass, ConvVersion, Dispatch};
 use crate::graph::{Conv2d, Graph, Node, Shape};
 use crate::spec::ModelSpec;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
 
 /// The passes measured per layer, in table order.
-const PASSES: [ConvPass; 6] = [
+const PASSES: [ConvPass; 8] = [
     ConvPass::Forward(ConvVersion::Direct),
     ConvPass::Forward(ConvVersion::ImplicitGemm),
+    ConvPass::Forward(ConvVersion::Subgroup),
     ConvPass::BackwardInput(ConvVersion::Direct),
     ConvPass::BackwardInput(ConvVersion::ImplicitGemm),
+    ConvPass::BackwardInput(ConvVersion::Subgroup),
     ConvPass::BackwardWeight(ConvVersion::Direct),
     ConvPass::BackwardWeight(ConvVersion::ImplicitGemm),
 ];
+
+/// The passes this run measures: the subgroup versions only on a GPU that
+/// has them (on the CPU they would repeat the other rows).
+fn passes(gpu: Option<&Gpu>) -> Vec<ConvPass> {
+    PASSES
+        .into_iter()
+        .filter(|pass| match (pass, gpu) {
+            (ConvPass::Forward(v), Some(gpu)) => v.is_available(&gpu.ctx, GpuPass::Forward),
+            (ConvPass::BackwardInput(v), Some(gpu)) => {
+                v.is_available(&gpu.ctx, GpuPass::BackwardInput)
+            }
+            (ConvPass::Forward(v) | ConvPass::BackwardInput(v), None) => {
+                *v != ConvVersion::Subgroup
+            }
+            (ConvPass::BackwardWeight(_), _) => true,
+        })
+        .collect()
+}
 
 #[derive(Debug, Clone, Copy)]
 enum ConvPass {
@@ -36,13 +56,18 @@ impl ConvPass {
         match self {
             ConvPass::Forward(ConvVersion::Direct) => "forward, direct",
             ConvPass::Forward(ConvVersion::ImplicitGemm) => "forward, implicit GEMM",
+            ConvPass::Forward(ConvVersion::Subgroup) => "forward, subgroup",
             ConvPass::BackwardInput(ConvVersion::Direct) => "backward to input, direct",
             ConvPass::BackwardInput(ConvVersion::ImplicitGemm) => {
                 "backward to input, implicit GEMM"
             }
+            ConvPass::BackwardInput(ConvVersion::Subgroup) => "backward to input, subgroup",
             ConvPass::BackwardWeight(ConvVersion::Direct) => "backward to weights, direct",
             ConvPass::BackwardWeight(ConvVersion::ImplicitGemm) => {
                 "backward to weights, implicit GEMM"
+            }
+            ConvPass::BackwardWeight(ConvVersion::Subgroup) => {
+                unreachable!("no subgroup version of the weight gradient")
             }
         }
     }
@@ -100,8 +125,8 @@ pub fn default_cnn_convs() -> Result<Vec<Conv2d>> {
 }
 
 /// Rows this part prints.
-pub fn row_count() -> usize {
-    default_cnn_convs().map_or(0, |convs| convs.len() * PASSES.len())
+pub fn row_count(gpu: Option<&Gpu>) -> usize {
+    default_cnn_convs().map_or(0, |convs| convs.len() * passes(gpu).len())
 }
 
 /// The tensors of one layer at one batch size, on the host.
@@ -171,7 +196,7 @@ pub fn run(settings: &Settings, gpu: Option<&Gpu>, out: &mut Reporter) -> Result
         let layer = describe(&conv);
         let mut tensors = Tensors::new(&conv, batch);
         let gpu_tensors = gpu.map(|gpu| GpuTensors::upload(gpu, &tensors));
-        for pass in PASSES {
+        for pass in passes(gpu) {
             out.working_on(format!("conv {layer} {}", pass.name()));
             let flop = pass_flop(&conv, batch);
             let gpu_figure = match (gpu, &gpu_tensors) {

@@ -64,6 +64,9 @@ pub struct BenchArgs {
     /// Run the naive (version 1) matmul kernel only up to this size.
     #[arg(long, default_value_t = 1024)]
     pub naive_max_size: usize,
+    /// Train only these default models [default: mlp,cnn].
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub models: Vec<train::Model>,
     /// Training batch sizes [default: 64,128,256,1024; 64,256 with --quick].
     #[arg(long, value_delimiter = ',')]
     pub batches: Option<Vec<usize>>,
@@ -98,6 +101,7 @@ struct Settings {
     /// (rows, classes) of each softmax cross-entropy case.
     softmax_cases: Vec<(usize, usize)>,
     train_batches: Vec<usize>,
+    train_models: Vec<train::Model>,
     mlp_images: usize,
     cnn_images: usize,
     data: PathBuf,
@@ -147,6 +151,11 @@ impl Settings {
             conv_batch: if quick { 32 } else { 128 },
             softmax_cases: vec![(128, 10), (1024, 1000)],
             train_batches,
+            train_models: if args.models.is_empty() {
+                train::Model::ALL.to_vec()
+            } else {
+                args.models.clone()
+            },
             mlp_images: args.train_images.unwrap_or(if quick { 1024 } else { 4096 }),
             cnn_images: args.train_images.unwrap_or(if quick { 128 } else { 512 }),
             data: args.data.clone(),
@@ -162,19 +171,19 @@ impl Settings {
     }
 
     /// Table rows the selected parts will print: the progress bar's length.
-    fn row_count(&self) -> usize {
+    fn row_count(&self, gpu: Option<&Gpu>) -> usize {
         let mut rows = 0;
         if self.runs(Part::Matmul) {
             rows += matmul::FORMS.len() * self.matmul_sizes.len();
         }
         if self.runs(Part::Conv) {
-            rows += conv::row_count();
+            rows += conv::row_count(gpu);
         }
         if self.runs(Part::Softmax) {
             rows += self.softmax_cases.len();
         }
         if self.runs(Part::Train) {
-            rows += train::MODELS.len() * self.train_batches.len();
+            rows += self.train_models.len() * self.train_batches.len();
         }
         rows
     }
@@ -216,11 +225,11 @@ impl Gpu {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let settings = Settings::from_args(args)?;
     let started = Instant::now();
-    let mut out = Reporter::new(args.json, settings.row_count());
     let (gpu, gpu_error) = match Gpu::open() {
         Ok(gpu) => (Some(gpu), None),
         Err(e) => (None, Some(format!("{e:#}"))),
     };
+    let mut out = Reporter::new(args.json, settings.row_count(gpu.as_ref()));
     let mut results = Results::new(gpu.as_ref().map(|g| (&g.ctx, g.timer.source())));
     results.gpu_error = gpu_error;
     out.header(&results)?;

@@ -16,8 +16,24 @@ use anyhow::{Context as _, Result};
 use serde::Serialize;
 use std::time::Instant;
 
-/// The models trained, in table order.
-pub const MODELS: [&str; 2] = ["mlp", "cnn"];
+/// The default models the training part can train, in table order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Model {
+    Mlp,
+    Cnn,
+}
+
+impl Model {
+    pub const ALL: [Model; 2] = [Model::Mlp, Model::Cnn];
+
+    /// The name `gpunet train --model` and the table use.
+    fn name(self) -> &'static str {
+        match self {
+            Model::Mlp => "mlp",
+            Model::Cnn => "cnn",
+        }
+    }
+}
 
 const OPTIMIZER: Optimizer = Optimizer::Sgd {
     momentum: 0.9,
@@ -112,7 +128,7 @@ pub fn run(settings: &Settings, gpu_found: bool, out: &mut Reporter) -> Result<V
         w: data.cols,
     };
     let mut rows = Vec::new();
-    for model in MODELS {
+    for model in settings.train_models.iter().map(|m| m.name()) {
         let spec = ModelSpec::parse(model)?;
         let graph = Graph::new(&spec, input, NUM_CLASSES)
             .with_context(|| format!("planning the default {model}"))?;
@@ -145,9 +161,11 @@ fn load_training_data(settings: &Settings) -> Result<Dataset> {
             settings.data.display()
         )
     })?;
-    let needed = MODELS
+    let needed = settings
+        .train_models
         .iter()
-        .flat_map(|&model| {
+        .flat_map(|model| {
+            let model = model.name();
             settings
                 .train_batches
                 .iter()

@@ -71,11 +71,45 @@ pub enum ConvVersion {
     Direct,
     /// y = W · im2col(x) without materialising im2col, 4×4 blocks per invocation.
     ImplicitGemm,
+    /// The implicit GEMM shaped like matmul version 4: a subgroup of 8 lanes
+    /// shares its weight loads (conv2d_subgroup.wgsl). Forward and backward
+    /// to input only, on devices with subgroups of exactly 8.
+    Subgroup,
 }
 
 impl ConvVersion {
     /// Every version, in the order the bench and the tests list them.
-    pub const ALL: [ConvVersion; 2] = [ConvVersion::Direct, ConvVersion::ImplicitGemm];
+    pub const ALL: [ConvVersion; 3] = [
+        ConvVersion::Direct,
+        ConvVersion::ImplicitGemm,
+        ConvVersion::Subgroup,
+    ];
+
+    /// Whether this device can run the version for `pass`.
+    pub fn is_available(self, ctx: &GpuContext, pass: ConvPass) -> bool {
+        match self {
+            ConvVersion::Subgroup => {
+                pass != ConvPass::BackwardWeight && MatmulVersion::Subgroup.is_available(ctx)
+            }
+            _ => true,
+        }
+    }
+
+    /// The versions this device can run for `pass`.
+    pub fn available(ctx: &GpuContext, pass: ConvPass) -> Vec<ConvVersion> {
+        ConvVersion::ALL
+            .into_iter()
+            .filter(|v| v.is_available(ctx, pass))
+            .collect()
+    }
+}
+
+/// The conv2d passes that have several versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvPass {
+    Forward,
+    BackwardInput,
+    BackwardWeight,
 }
 
 /// Workgroups of an implicit-GEMM conv kernel writing `batch` maps of
@@ -85,6 +119,14 @@ impl ConvVersion {
 fn gemm_groups(batch: usize, out: Shape) -> Option<[u32; 3]> {
     let pixel_groups = (batch * out.h * out.w).div_ceil(4 * 64);
     (pixel_groups <= 65535).then(|| [pixel_groups as u32, out.c.div_ceil(4) as u32, 1])
+}
+
+/// Workgroups of a subgroup conv kernel writing `batch` maps of shape
+/// `out`: 32 pixels × `channels` channels per group of 8 lanes. None when
+/// the pixels need more groups than one dispatch allows.
+fn subgroup_groups(batch: usize, out: Shape, channels: usize) -> Option<[u32; 3]> {
+    let pixel_groups = (batch * out.h * out.w).div_ceil(32);
+    (pixel_groups <= 65535).then(|| [pixel_groups as u32, out.c.div_ceil(channels) as u32, 1])
 }
 
 /// C is (m, n); the shared dimension is k.
@@ -447,7 +489,7 @@ impl Kernels {
         b: Binding,
         y: Binding,
     ) -> Dispatch {
-        super::tune::fastest_conv(ctx, |version| {
+        super::tune::fastest_conv(ctx, ConvPass::Forward, |version| {
             self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y)
         })
     }
@@ -467,9 +509,14 @@ impl Kernels {
     ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
         let bindings = [Binding::whole(&uniform), x, w, b, y];
-        match (version, gemm_groups(batch, conv.output)) {
-            (ConvVersion::ImplicitGemm, Some(groups)) => {
+        let gemm = gemm_groups(batch, conv.output);
+        let sub = subgroup_groups(batch, conv.output, 32);
+        match (version, gemm, sub, &self.conv2d_sub) {
+            (ConvVersion::ImplicitGemm, Some(groups), _, _) => {
                 self.conv2d_forward_gemm.dispatch(ctx, &bindings, groups)
+            }
+            (ConvVersion::Subgroup, _, Some(groups), Some(sub)) => {
+                sub.forward.dispatch(ctx, &bindings, groups)
             }
             _ => self.conv2d_forward.dispatch(
                 ctx,
@@ -490,7 +537,7 @@ impl Kernels {
         w: Binding,
         dx: Binding,
     ) -> Dispatch {
-        super::tune::fastest_conv(ctx, |version| {
+        super::tune::fastest_conv(ctx, ConvPass::BackwardInput, |version| {
             self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
         })
     }
@@ -510,10 +557,15 @@ impl Kernels {
     ) -> Dispatch {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
         let bindings = [Binding::whole(&uniform), dy, w, dx];
-        match (version, gemm_groups(batch, conv.input)) {
-            (ConvVersion::ImplicitGemm, Some(groups)) => self
+        let gemm = gemm_groups(batch, conv.input);
+        let sub = subgroup_groups(batch, conv.input, 16);
+        match (version, gemm, sub, &self.conv2d_sub) {
+            (ConvVersion::ImplicitGemm, Some(groups), _, _) => self
                 .conv2d_backward_input_gemm
                 .dispatch(ctx, &bindings, groups),
+            (ConvVersion::Subgroup, _, Some(groups), Some(sub)) => {
+                sub.backward_input.dispatch(ctx, &bindings, groups)
+            }
             _ => self.conv2d_backward_input.dispatch(
                 ctx,
                 &bindings,
@@ -533,7 +585,7 @@ impl Kernels {
         x: Binding,
         dw: Binding,
     ) -> Dispatch {
-        super::tune::fastest_conv(ctx, |version| {
+        super::tune::fastest_conv(ctx, ConvPass::BackwardWeight, |version| {
             self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
         })
     }
@@ -554,7 +606,10 @@ impl Kernels {
         let uniform = ctx.uniform("conv params", &ConvParams::new(conv, batch));
         let taps = conv.input.c * conv.kernel * conv.kernel;
         let (kernel, groups) = match version {
-            ConvVersion::Direct => (&self.conv2d_backward_weight, conv.output.c * taps),
+            // There is no subgroup version of this pass (see conv2d_subgroup.wgsl).
+            ConvVersion::Direct | ConvVersion::Subgroup => {
+                (&self.conv2d_backward_weight, conv.output.c * taps)
+            }
             ConvVersion::ImplicitGemm => (
                 &self.conv2d_backward_weight_gemm,
                 conv.output.c.div_ceil(4) * taps,

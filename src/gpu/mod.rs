@@ -12,7 +12,7 @@ pub use context::{
     best_adapter, describe, list_adapters, AdapterChoice, GpuContext, NO_ADAPTER_HELP,
 };
 pub use kernel::{Binding, Dispatch, StepInfo, StepSlots};
-pub use launch::{ConvVersion, MatmulForm, MatmulShape, MatmulVersion};
+pub use launch::{ConvPass, ConvVersion, MatmulForm, MatmulShape, MatmulVersion};
 pub use shaders::Kernels;
 pub use timing::{GpuTimer, TimingSource};
 pub use trainer::GpuTrainer;

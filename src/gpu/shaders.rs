@@ -8,6 +8,7 @@ use super::GpuContext;
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
 
 const MATMUL: &str = include_str!("../../shaders/matmul.wgsl");
+const CONV2D: &str = include_str!("../../shaders/conv2d.wgsl");
 
 /// Source of each shader file, with common.wgsl prepended.
 pub fn source(file: &str) -> String {
@@ -23,7 +24,12 @@ pub fn source(file: &str) -> String {
         "softmax_xent" => include_str!("../../shaders/softmax_xent.wgsl"),
         "optim" => include_str!("../../shaders/optim.wgsl"),
         "gather" => include_str!("../../shaders/gather.wgsl"),
-        "conv2d" => include_str!("../../shaders/conv2d.wgsl"),
+        "conv2d" => CONV2D,
+        // Built on conv2d.wgsl, as matmul_subgroup.wgsl is on matmul.wgsl.
+        "conv2d_subgroup" => {
+            let subgroup = include_str!("../../shaders/conv2d_subgroup.wgsl");
+            return format!("{COMMON}\n{CONV2D}\n{subgroup}");
+        }
         "pool" => include_str!("../../shaders/pool.wgsl"),
         other => panic!("no shader file named {other}"),
     };
@@ -43,6 +49,12 @@ pub struct MatmulSubgroupKernels {
     pub nn: Kernel,
     pub tn: Kernel,
     pub nt: Kernel,
+}
+
+/// conv2d's subgroup entry points (conv2d_subgroup.wgsl).
+pub struct ConvSubgroupKernels {
+    pub forward: Kernel,
+    pub backward_input: Kernel,
 }
 
 /// All pipelines of the engine.
@@ -71,6 +83,8 @@ pub struct Kernels {
     pub conv2d_forward_gemm: Kernel,
     pub conv2d_backward_input: Kernel,
     pub conv2d_backward_input_gemm: Kernel,
+    /// Present where `ConvVersion::Subgroup` is available.
+    pub conv2d_sub: Option<ConvSubgroupKernels>,
     pub conv2d_backward_weight: Kernel,
     pub conv2d_backward_weight_gemm: Kernel,
     pub conv2d_backward_bias: Kernel,
@@ -159,6 +173,23 @@ impl Kernels {
                 "conv2d_backward_input_gemm",
                 &[Uniform, Read, Read, ReadWrite],
             ),
+            conv2d_sub: MatmulVersion::Subgroup.is_available(ctx).then(|| {
+                let module = module(ctx, "conv2d_subgroup");
+                ConvSubgroupKernels {
+                    forward: Kernel::new(
+                        ctx,
+                        &module,
+                        "conv2d_forward_sub",
+                        &[Uniform, Read, Read, Read, ReadWrite],
+                    ),
+                    backward_input: Kernel::new(
+                        ctx,
+                        &module,
+                        "conv2d_backward_input_sub",
+                        &[Uniform, Read, Read, ReadWrite],
+                    ),
+                }
+            }),
             conv2d_backward_weight: Kernel::new(
                 ctx,
                 &conv,

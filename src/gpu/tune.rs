@@ -4,7 +4,7 @@
 //! the choice changes only the time a step takes.
 
 use super::kernel::Dispatch;
-use super::launch::ConvVersion;
+use super::launch::{ConvPass, ConvVersion};
 use super::timing::GpuTimer;
 use super::GpuContext;
 
@@ -36,7 +36,13 @@ fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
         .expect("at least one candidate")
 }
 
-/// The fastest of `launch(version)` over every conv version.
-pub fn fastest_conv(ctx: &GpuContext, launch: impl Fn(ConvVersion) -> Dispatch) -> Dispatch {
-    fastest(ctx, ConvVersion::ALL.iter().map(|&v| launch(v)).collect())
+/// The fastest of `launch(version)` over every conv version the device has
+/// for `pass`.
+pub fn fastest_conv(
+    ctx: &GpuContext,
+    pass: ConvPass,
+    launch: impl Fn(ConvVersion) -> Dispatch,
+) -> Dispatch {
+    let versions = ConvVersion::available(ctx, pass);
+    fastest(ctx, versions.into_iter().map(launch).collect())
 }
