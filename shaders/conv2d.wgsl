@@ -32,7 +32,15 @@
 // conv2d_backward_weight_gemm: dW = dy · im2col(x)ᵀ, a GEMM whose shared
 // dimension is batch·out_h·out_w. Like the direct kernel, one workgroup
 // reduces over it with the same per-invocation stride and the same tree,
-// but for 4 output channels at once, so each x it loads feeds 4 products.
+// but for a block of 16 output channels × 4 taps of one kernel row at
+// once (64 sums per invocation, in 16 vec4s): each dy it loads feeds 4
+// products and each x 16. Taps past the kernel's width or in the padding
+// add dy × 0, which leaves a sum unchanged, so it still agrees with the
+// direct kernel bit for bit. The 64 trees run 16 at a time through
+// partial16 (16 KB of workgroup memory).
+//
+// Adapters with subgroups of 8 also have conv2d_subgroup.wgsl's versions
+// of the forward and backward-to-input passes.
 
 struct ConvParams {
     batch: u32,
@@ -314,7 +322,36 @@ fn conv2d_backward_weight(
     }
 }
 
-var<workgroup> partial4: array<vec4<f32>, 256>;
+var<workgroup> partial16: array<vec4<f32>, 1024>; // [channel in round][invocation]
+
+// Sums each of partial16's 4 rows of 256 over the workgroup with
+// reduce_partial's tree; the totals end in partial16[256·a].
+fn reduce_partial16(t: u32) {
+    workgroupBarrier();
+    for (var stride = REDUCE_WG / 2u; stride > 0u; stride >>= 1u) {
+        if t < stride {
+            for (var a = 0u; a < 4u; a++) {
+                partial16[a * REDUCE_WG + t] += partial16[a * REDUCE_WG + t + stride];
+            }
+        }
+        workgroupBarrier();
+    }
+}
+
+// Stores the totals of a round: output channels o..o+4, taps v0..v0+4 of
+// kernel row u of input channel c.
+fn store_dw_round(t: u32, valid: bool, o: u32, c: u32, u: u32, v0: u32) {
+    if t == 0u && valid {
+        for (var a = 0u; a < 4u; a++) {
+            for (var q = 0u; q < 4u; q++) {
+                if o + a < p.out_c && v0 + q < p.kernel {
+                    bw_dw[weight_index(o + a, c, u, v0 + q)] = partial16[a * REDUCE_WG][q];
+                }
+            }
+        }
+    }
+    workgroupBarrier();
+}
 
 @compute @workgroup_size(256)
 fn conv2d_backward_weight_gemm(
@@ -322,47 +359,90 @@ fn conv2d_backward_weight_gemm(
     @builtin(num_workgroups) groups: vec3<u32>,
     @builtin(local_invocation_index) t: u32,
 ) {
+    // Block b covers output channels o0..o0+16, input channel c, kernel row
+    // u and taps v0..v0+4 of it.
+    let tap_blocks = (p.kernel + 3u) / 4u;
+    let blocks_per_o = p.in_c * p.kernel * tap_blocks;
     let block = group.y * groups.x + group.x;
-    let taps = p.in_c * p.kernel * p.kernel;
-    let valid = block < (p.out_c + GEMM_CHANNELS - 1u) / GEMM_CHANNELS * taps;
-    let v = block % p.kernel;
-    let u = (block / p.kernel) % p.kernel;
-    let c = (block / (p.kernel * p.kernel)) % p.in_c;
-    let o0 = (block / taps) * GEMM_CHANNELS;
+    let valid = block < (p.out_c + 15u) / 16u * blocks_per_o;
+    let v0 = (block % tap_blocks) * 4u;
+    let u = (block / tap_blocks) % p.kernel;
+    let c = (block / (tap_blocks * p.kernel)) % p.in_c;
+    let o0 = (block / blocks_per_o) * 16u;
     let per_image = p.out_h * p.out_w;
-    var sum = vec4<f32>();
+    let in_h = i32(p.in_h);
+    let in_w = i32(p.in_w);
+    var acc0 = vec4<f32>();
+    var acc1 = vec4<f32>();
+    var acc2 = vec4<f32>();
+    var acc3 = vec4<f32>();
+    var acc4 = vec4<f32>();
+    var acc5 = vec4<f32>();
+    var acc6 = vec4<f32>();
+    var acc7 = vec4<f32>();
+    var acc8 = vec4<f32>();
+    var acc9 = vec4<f32>();
+    var acc10 = vec4<f32>();
+    var acc11 = vec4<f32>();
+    var acc12 = vec4<f32>();
+    var acc13 = vec4<f32>();
+    var acc14 = vec4<f32>();
+    var acc15 = vec4<f32>();
     if valid {
         for (var r = t; r < p.batch * per_image; r += REDUCE_WG) {
             let n = r / per_image;
-            let i = (r % per_image) / p.out_w;
-            let j = r % p.out_w;
-            let h = input_coord(i, u);
-            let w = input_coord(j, v);
-            if h >= 0 && h < i32(p.in_h) && w >= 0 && w < i32(p.in_w) {
-                let x = bw_x[((n * p.in_c + c) * p.in_h + u32(h)) * p.in_w + u32(w)];
-                for (var a = 0u; a < GEMM_CHANNELS; a++) {
-                    let o = min(o0 + a, p.out_c - 1u);
-                    sum[a] += bw_dy[(n * p.out_c + o) * per_image + r % per_image] * x;
-                }
-            }
+            let pixel = r % per_image;
+            let h = input_coord(pixel / p.out_w, u);
+            let w = vec4<i32>(input_coord(pixel % p.out_w, v0)) + vec4<i32>(0, 1, 2, 3);
+            let inside = vec4<bool>(h >= 0 && h < in_h) & (w >= vec4<i32>(0)) & (w < vec4<i32>(in_w));
+            let row = ((n * p.in_c + c) * p.in_h + u32(clamp(h, 0, in_h - 1))) * p.in_w;
+            let at = row + vec4<u32>(clamp(w, vec4<i32>(0), vec4<i32>(in_w - 1)));
+            let x = select(vec4<f32>(), vec4<f32>(bw_x[at.x], bw_x[at.y], bw_x[at.z], bw_x[at.w]), inside);
+            let dy_at = n * p.out_c * per_image + pixel;
+            acc0 += bw_dy[dy_at + min(o0 + 0u, p.out_c - 1u) * per_image] * x;
+            acc1 += bw_dy[dy_at + min(o0 + 1u, p.out_c - 1u) * per_image] * x;
+            acc2 += bw_dy[dy_at + min(o0 + 2u, p.out_c - 1u) * per_image] * x;
+            acc3 += bw_dy[dy_at + min(o0 + 3u, p.out_c - 1u) * per_image] * x;
+            acc4 += bw_dy[dy_at + min(o0 + 4u, p.out_c - 1u) * per_image] * x;
+            acc5 += bw_dy[dy_at + min(o0 + 5u, p.out_c - 1u) * per_image] * x;
+            acc6 += bw_dy[dy_at + min(o0 + 6u, p.out_c - 1u) * per_image] * x;
+            acc7 += bw_dy[dy_at + min(o0 + 7u, p.out_c - 1u) * per_image] * x;
+            acc8 += bw_dy[dy_at + min(o0 + 8u, p.out_c - 1u) * per_image] * x;
+            acc9 += bw_dy[dy_at + min(o0 + 9u, p.out_c - 1u) * per_image] * x;
+            acc10 += bw_dy[dy_at + min(o0 + 10u, p.out_c - 1u) * per_image] * x;
+            acc11 += bw_dy[dy_at + min(o0 + 11u, p.out_c - 1u) * per_image] * x;
+            acc12 += bw_dy[dy_at + min(o0 + 12u, p.out_c - 1u) * per_image] * x;
+            acc13 += bw_dy[dy_at + min(o0 + 13u, p.out_c - 1u) * per_image] * x;
+            acc14 += bw_dy[dy_at + min(o0 + 14u, p.out_c - 1u) * per_image] * x;
+            acc15 += bw_dy[dy_at + min(o0 + 15u, p.out_c - 1u) * per_image] * x;
         }
     }
-    partial4[t] = sum;
-    workgroupBarrier();
-    for (var stride = REDUCE_WG / 2u; stride > 0u; stride >>= 1u) {
-        if t < stride {
-            partial4[t] += partial4[t + stride];
-        }
-        workgroupBarrier();
-    }
-    if t == 0u && valid {
-        for (var a = 0u; a < GEMM_CHANNELS; a++) {
-            if o0 + a < p.out_c {
-                bw_dw[weight_index(o0 + a, c, u, v)] = partial4[0][a];
-            }
-        }
-    }
+    partial16[0u * REDUCE_WG + t] = acc0;
+    partial16[1u * REDUCE_WG + t] = acc1;
+    partial16[2u * REDUCE_WG + t] = acc2;
+    partial16[3u * REDUCE_WG + t] = acc3;
+    reduce_partial16(t);
+    store_dw_round(t, valid, o0, c, u, v0);
+    partial16[0u * REDUCE_WG + t] = acc4;
+    partial16[1u * REDUCE_WG + t] = acc5;
+    partial16[2u * REDUCE_WG + t] = acc6;
+    partial16[3u * REDUCE_WG + t] = acc7;
+    reduce_partial16(t);
+    store_dw_round(t, valid, o0 + 4u, c, u, v0);
+    partial16[0u * REDUCE_WG + t] = acc8;
+    partial16[1u * REDUCE_WG + t] = acc9;
+    partial16[2u * REDUCE_WG + t] = acc10;
+    partial16[3u * REDUCE_WG + t] = acc11;
+    reduce_partial16(t);
+    store_dw_round(t, valid, o0 + 8u, c, u, v0);
+    partial16[0u * REDUCE_WG + t] = acc12;
+    partial16[1u * REDUCE_WG + t] = acc13;
+    partial16[2u * REDUCE_WG + t] = acc14;
+    partial16[3u * REDUCE_WG + t] = acc15;
+    reduce_partial16(t);
+    store_dw_round(t, valid, o0 + 12u, c, u, v0);
 }
+
 
 @group(0) @binding(1) var<storage, read> bb_dy: array<f32>;
 @group(0) @binding(2) var<storage, read_write> bb_db: array<f32>;

@@ -69,7 +69,8 @@ impl MatmulVersion {
 pub enum ConvVersion {
     /// One invocation per output value, walking its receptive field.
     Direct,
-    /// y = W · im2col(x) without materialising im2col, 4×4 blocks per invocation.
+    /// The pass as a GEMM over im2col(x) without materialising it: blocks of
+    /// 4 channels × 4 pixels per invocation (16 channels × 4 taps for dW).
     ImplicitGemm,
     /// The implicit GEMM shaped like matmul version 4: a subgroup of 8 lanes
     /// shares its weight loads (conv2d_subgroup.wgsl). Forward and backward
@@ -591,7 +592,8 @@ impl Kernels {
     }
 
     /// dW from dy and x, computed by `version`: one workgroup per weight
-    /// (direct) or per 4 output channels' weight (implicit GEMM).
+    /// (direct) or per 16 output channels × 4 taps of a kernel row
+    /// (implicit GEMM).
     #[allow(clippy::too_many_arguments)]
     pub fn conv2d_backward_weight_version(
         &self,
@@ -612,7 +614,7 @@ impl Kernels {
             }
             ConvVersion::ImplicitGemm => (
                 &self.conv2d_backward_weight_gemm,
-                conv.output.c.div_ceil(4) * taps,
+                conv.output.c.div_ceil(16) * conv.input.c * conv.kernel * conv.kernel.div_ceil(4),
             ),
         };
         let x_groups = groups.min(65535);
