@@ -95,6 +95,10 @@ fn matmul_all_forms_match_reference() {
         (2, 130, 1),
         (64, 64, 16),
         (128, 10, 200),
+        // n and k multiples of 4 (matmul version 4's vec4 loads) with
+        // ragged row and column blocks.
+        (37, 44, 52),
+        (130, 36, 20),
     ];
     for form in [MatmulForm::NN, MatmulForm::TN, MatmulForm::NT] {
         for &(m, n, k) in &shapes {
@@ -119,7 +123,7 @@ fn matmul_epilogue_adds_bias_and_activates() {
     let kernels = Kernels::new(&ctx);
     let mut rng = rng(2);
     for act in ACTIVATIONS {
-        for &(m, n, k) in &[(7, 9, 13), (65, 129, 63)] {
+        for &(m, n, k) in &[(7, 9, 13), (65, 129, 63), (33, 20, 64)] {
             let s = MatmulShape { m, n, k };
             let a = random_vec(&mut rng, m * k, 1.0);
             let b = random_vec(&mut rng, n * k, 1.0);

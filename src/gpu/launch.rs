@@ -28,7 +28,8 @@ pub enum MatmulVersion {
     /// Version 3: 4×8 outputs per invocation from registers alone.
     Registers,
     /// Version 4: 32×4 outputs per lane, a subgroup of 8 lanes sharing its
-    /// loads of A (matmul_subgroup.wgsl). Needs subgroups of exactly 8.
+    /// loads of A (matmul_subgroup.wgsl). Needs subgroups of exactly 8, and
+    /// runs shapes whose vec4 loads it cannot make as version 3.
     Subgroup,
 }
 
@@ -47,6 +48,15 @@ impl MatmulVersion {
         match self {
             MatmulVersion::Subgroup => ctx.fixed_subgroup_size() == Some(8),
             _ => true,
+        }
+    }
+
+    /// Whether version 4's vec4 loads fit the shape: they run along n for
+    /// A·B and Aᵀ·B and along k for A·Bᵀ, which must be multiples of 4.
+    fn subgroup_fits(form: MatmulForm, shape: MatmulShape) -> bool {
+        match form {
+            MatmulForm::NN | MatmulForm::TN => shape.n.is_multiple_of(4),
+            MatmulForm::NT => shape.k.is_multiple_of(4),
         }
     }
 
@@ -286,6 +296,12 @@ impl Kernels {
             epilogue: u32::from(bias.is_some()) | (act.code() << 8),
         };
         let uniform = ctx.uniform("matmul params", &params);
+        let version = match version {
+            MatmulVersion::Subgroup if !MatmulVersion::subgroup_fits(form, shape) => {
+                MatmulVersion::Registers
+            }
+            version => version,
+        };
         // Each kernel's block of C per workgroup: (rows, columns).
         let (kernel, tile) = match (version, form) {
             (MatmulVersion::Naive, MatmulForm::NN) => (&self.matmul_naive_nn, (16, 16)),
