@@ -1,6 +1,6 @@
-// conv2d_subgroup.wgsl — version 3 of conv2d's forward and backward-to-input
-// passes, for adapters that run on the CPU and have subgroups of 8 lanes
-// (lavapipe). Compiled after conv2d.wgsl, whose parameters, bindings and
+// conv2d_subgroup.wgsl — the subgroup version (ConvVersion::Subgroup) of
+// conv2d's forward and backward-to-input passes, for adapters that run on
+// the CPU and have subgroups of 8 lanes (lavapipe). Compiled after conv2d.wgsl, whose parameters, bindings and
 // helpers it uses, and only where the device has subgroup operations.
 //
 // The implicit GEMMs of conv2d.wgsl, shaped like matmul version 4 (see
@@ -51,7 +51,7 @@ fn conv2d_forward_sub(
     let left = vec4<i32>(q % p.out_w * p.stride) - i32(p.padding);
     let in_h = i32(p.in_h);
     let in_w = i32(p.in_w);
-    var acc0 = vec4<f32>(fwd_b[min(o0 + 0u, p.out_c - 1u)]);
+    var acc0 = vec4<f32>(fwd_b[min(o0, p.out_c - 1u)]);
     var acc1 = vec4<f32>(fwd_b[min(o0 + 1u, p.out_c - 1u)]);
     var acc2 = vec4<f32>(fwd_b[min(o0 + 2u, p.out_c - 1u)]);
     var acc3 = vec4<f32>(fwd_b[min(o0 + 3u, p.out_c - 1u)]);
