@@ -22,10 +22,7 @@ use rand::Rng;
 /// Every matmul kernel this device can run is checked against the CPU
 /// reference (version 4 needs subgroups of 8 lanes, as lavapipe has).
 fn matmul_versions(ctx: &GpuContext) -> Vec<MatmulVersion> {
-    let versions: Vec<_> = MatmulVersion::ALL
-        .into_iter()
-        .filter(|v| v.is_available(ctx))
-        .collect();
+    let versions = MatmulVersion::available(ctx);
     eprintln!(
         "matmul versions checked on {}: {versions:?}",
         ctx.describe()

@@ -28,15 +28,12 @@ const PASSES: [ConvPass; 8] = [
 fn passes(gpu: Option<&Gpu>) -> Vec<ConvPass> {
     PASSES
         .into_iter()
-        .filter(|pass| match (pass, gpu) {
-            (ConvPass::Forward(v), Some(gpu)) => v.is_available(&gpu.ctx, GpuPass::Forward),
-            (ConvPass::BackwardInput(v), Some(gpu)) => {
-                v.is_available(&gpu.ctx, GpuPass::BackwardInput)
+        .filter(|pass| {
+            let (gpu_pass, version) = pass.split();
+            match gpu {
+                Some(gpu) => version.is_available(&gpu.ctx, gpu_pass),
+                None => version != ConvVersion::Subgroup,
             }
-            (ConvPass::Forward(v) | ConvPass::BackwardInput(v), None) => {
-                *v != ConvVersion::Subgroup
-            }
-            (ConvPass::BackwardWeight(_), _) => true,
         })
         .collect()
 }
@@ -52,6 +49,15 @@ enum ConvPass {
 }
 
 impl ConvPass {
+    /// The engine's pass and the version measured.
+    fn split(self) -> (GpuPass, ConvVersion) {
+        match self {
+            ConvPass::Forward(v) => (GpuPass::Forward, v),
+            ConvPass::BackwardInput(v) => (GpuPass::BackwardInput, v),
+            ConvPass::BackwardWeight(v) => (GpuPass::BackwardWeight, v),
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             ConvPass::Forward(ConvVersion::Direct) => "forward, direct",

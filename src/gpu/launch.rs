@@ -51,6 +51,14 @@ impl MatmulVersion {
         }
     }
 
+    /// The versions this device can run.
+    pub fn available(ctx: &GpuContext) -> Vec<MatmulVersion> {
+        MatmulVersion::ALL
+            .into_iter()
+            .filter(|v| v.is_available(ctx))
+            .collect()
+    }
+
     /// Whether version 4's vec4 loads fit the shape: they run along n for
     /// A·B and Aᵀ·B and along k for A·Bᵀ, which must be multiples of 4.
     fn subgroup_fits(form: MatmulForm, shape: MatmulShape) -> bool {

@@ -2,7 +2,7 @@
 //! pipeline. Launchers for each kernel family live beside this file.
 
 use super::kernel::{Kernel, Slot};
-use super::launch::MatmulVersion;
+use super::launch::{ConvPass, ConvVersion, MatmulVersion};
 use super::GpuContext;
 
 const COMMON: &str = include_str!("../../shaders/common.wgsl");
@@ -173,23 +173,25 @@ impl Kernels {
                 "conv2d_backward_input_gemm",
                 &[Uniform, Read, Read, ReadWrite],
             ),
-            conv2d_sub: MatmulVersion::Subgroup.is_available(ctx).then(|| {
-                let module = module(ctx, "conv2d_subgroup");
-                ConvSubgroupKernels {
-                    forward: Kernel::new(
-                        ctx,
-                        &module,
-                        "conv2d_forward_sub",
-                        &[Uniform, Read, Read, Read, ReadWrite],
-                    ),
-                    backward_input: Kernel::new(
-                        ctx,
-                        &module,
-                        "conv2d_backward_input_sub",
-                        &[Uniform, Read, Read, ReadWrite],
-                    ),
-                }
-            }),
+            conv2d_sub: ConvVersion::Subgroup
+                .is_available(ctx, ConvPass::Forward)
+                .then(|| {
+                    let module = module(ctx, "conv2d_subgroup");
+                    ConvSubgroupKernels {
+                        forward: Kernel::new(
+                            ctx,
+                            &module,
+                            "conv2d_forward_sub",
+                            &[Uniform, Read, Read, Read, ReadWrite],
+                        ),
+                        backward_input: Kernel::new(
+                            ctx,
+                            &module,
+                            "conv2d_backward_input_sub",
+                            &[Uniform, Read, Read, ReadWrite],
+                        ),
+                    }
+                }),
             conv2d_backward_weight: Kernel::new(
                 ctx,
                 &conv,
