@@ -3,9 +3,10 @@
 //! multiply-add of a convolution), so "Gelem/s" reads as GFLOP/s.
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use gpunet::cpu::{conv, ops};
 use gpunet::gpu::{Binding, GpuContext, Kernels, MatmulForm, MatmulShape};
-use gpunet::graph::{Activation, Conv2d, Graph, Node, Shape};
+use gpunet::graph::{Activation, Graph, Shape};
+use gpunet::ops::conv2d::{reference as conv, Conv2d};
+use gpunet::ops::matmul::reference as ops;
 use gpunet::spec::ModelSpec;
 use std::time::Duration;
 
@@ -64,10 +65,7 @@ fn conv2d(c: &mut Criterion) {
     let convs: Vec<Conv2d> = graph
         .nodes
         .iter()
-        .filter_map(|node| match node {
-            Node::Conv(conv) => Some(*conv),
-            _ => None,
-        })
+        .filter_map(|node| node.op.as_any().downcast_ref::<Conv2d>().copied())
         .collect();
     let mut group = c.benchmark_group("conv2d");
     group

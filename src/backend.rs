@@ -1,7 +1,7 @@
 //! The one boundary between the training loop and the devices: the same
 //! operations on `Cpu` (the reference) and `Gpu` (wgpu + WGSL).
 
-use crate::cpu::optim::AdamConfig;
+use crate::ops::optim::AdamConfig;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
@@ -65,8 +65,8 @@ pub struct Update {
     pub snapshot: Option<(usize, Vec<f32>)>,
 }
 
-/// Calls back as an epoch progresses.
-pub type Progress<'a> = &'a mut dyn FnMut(Update);
+/// Called back as an epoch progresses.
+pub type OnUpdate<'a> = &'a mut dyn FnMut(Update);
 
 /// The steps of one training epoch: the order of the training examples (a
 /// permutation of their indices, cut into batches of the planned size), the
@@ -93,9 +93,9 @@ pub trait Backend {
     /// What runs the math: the adapter's name and API, or the CPU.
     fn adapter(&self) -> String;
     /// One pass of the optimiser over the training set.
-    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats>;
+    fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats>;
     /// Loss and accuracy over the whole test set with the current weights.
-    fn evaluate(&mut self, progress: Progress) -> Result<EpochStats>;
+    fn evaluate(&mut self, progress: OnUpdate) -> Result<EpochStats>;
     /// The flat parameter vector (layout: `Graph::params`).
     fn params(&self) -> Result<Vec<f32>>;
     /// The optimiser's state vectors (velocity; or Adam's m and v), each
@@ -103,9 +103,13 @@ pub trait Backend {
     fn optimizer_state(&self) -> Result<Vec<Vec<f32>>>;
     /// Replaces the parameters and the optimiser state (to resume a run).
     fn load_state(&mut self, params: &[f32], optimizer_state: &[Vec<f32>]) -> Result<()>;
+    /// The non-trainable buffers (running statistics; layout `Graph::buffers`).
+    fn buffers(&self) -> Result<Vec<f32>>;
+    /// Replaces the non-trainable buffers.
+    fn load_buffers(&mut self, buffers: &[f32]) -> Result<()>;
     /// The outputs (after their activation) of the given nodes for `rows`
     /// inputs x (rows × input size, normalised like the training data),
-    /// computed in batches of the planned size.
+    /// computed in batches of the planned size, in evaluation mode.
     fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>>;
     /// ∂/∂x of Σ seed ⊙ z, where z is the pre-activation output of `node`
     /// (rows × its output_len) for at most a batch of inputs x: the engine's

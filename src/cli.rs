@@ -1,11 +1,11 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
 use crate::backend::Optimizer;
-use crate::cpu::optim::AdamConfig;
 use crate::data::{load_mnist, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::report::{self, InspectConfig};
+use crate::ops::optim::AdamConfig;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
 use crate::train::{self, DeviceChoice, TrainConfig};

@@ -1,79 +1,25 @@
-//! Layers → a static graph: shape inference, activation fusion, the flat
-//! parameter layout, and initialisation. Neither backend's business, and no wgpu here.
+//! Layers → a graph of nodes: shape inference, activation fusion, the flat
+//! layouts of the parameters and the non-trainable buffers, initialisation,
+//! and the order of a backward pass. No wgpu here, and no op's math: a node
+//! holds its op behind the [`Op`] trait (`src/ops/`).
+//!
+//! Nodes take their inputs by [`Value`] (the graph's input or an earlier
+//! node's output), so the graph need not be a chain; they are stored in
+//! topological order, and a value read by several nodes gets the sum of
+//! their gradients (see [`Graph::backward_steps`]).
 
+use crate::ops::activation::ActivationOp;
+use crate::ops::conv2d::Conv2d;
+use crate::ops::dense::Dense;
+use crate::ops::pool::MaxPool;
+use crate::ops::{Init, Op, SavedDecl, TensorDecl};
 use crate::spec::{LayerSpec, ModelSpec};
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::{Deserialize, Serialize};
+use std::sync::Arc;
 
-/// A hidden layer's non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Activation {
-    /// f(x) = x (the output layer, whose logits go to softmax).
-    #[value(skip)]
-    Identity,
-    Relu,
-    Tanh,
-    Sigmoid,
-}
-
-impl Activation {
-    /// The code the shaders switch on (common.wgsl).
-    pub fn code(self) -> u32 {
-        match self {
-            Activation::Identity => 0,
-            Activation::Relu => 1,
-            Activation::Tanh => 2,
-            Activation::Sigmoid => 3,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Activation::Identity => "identity",
-            Activation::Relu => "relu",
-            Activation::Tanh => "tanh",
-            Activation::Sigmoid => "sigmoid",
-        }
-    }
-
-    /// The spec token of a hidden-layer activation.
-    pub fn from_name(name: &str) -> Result<Activation> {
-        match name {
-            "relu" => Ok(Activation::Relu),
-            "tanh" => Ok(Activation::Tanh),
-            "sigmoid" => Ok(Activation::Sigmoid),
-            _ => bail!("unknown activation {name:?}"),
-        }
-    }
-
-    pub fn apply(self, x: f32) -> f32 {
-        match self {
-            Activation::Identity => x,
-            Activation::Relu => x.max(0.0),
-            Activation::Tanh => x.tanh(),
-            Activation::Sigmoid => 1.0 / (1.0 + (-x).exp()),
-        }
-    }
-
-    /// f'(x) written in terms of the output y = f(x).
-    pub fn grad_from_output(self, y: f32) -> f32 {
-        match self {
-            Activation::Identity => 1.0,
-            Activation::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Activation::Tanh => 1.0 - y * y,
-            Activation::Sigmoid => y * (1.0 - y),
-        }
-    }
-}
+pub use crate::ops::Activation;
 
 /// Shape of one example's activations: channels × height × width (a dense
 /// layer's output is features × 1 × 1).
@@ -104,14 +50,15 @@ impl std::fmt::Display for Shape {
     }
 }
 
-/// A parameter tensor inside the flat parameter buffer.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A parameter or buffer tensor inside its flat vector.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ParamInfo {
     /// PyTorch-style name, e.g. `layers.0.weight`.
     pub name: String,
     pub shape: Vec<usize>,
     /// Offset in f32 elements; a multiple of `PARAM_ALIGN`.
     pub offset: usize,
+    pub init: Init,
 }
 
 impl ParamInfo {
@@ -132,224 +79,254 @@ impl ParamInfo {
 /// tensor can be bound on its own as a range of the flat buffer.
 pub const PARAM_ALIGN: usize = 64;
 
-/// A dense layer: y = act(x · Wᵀ + b), x (batch, inputs), W (outputs, inputs).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Dense {
-    pub inputs: usize,
-    pub outputs: usize,
-    pub activation: Activation,
-    /// Indices into `Graph::params`.
-    pub weight: usize,
-    pub bias: usize,
-}
-
-/// A 2-D convolution over NCHW activations:
-/// y[n,o,i,j] = act(b[o] + Σ_{c,u,v} W[o,c,u,v] · x[n, c, i·s + u − p, j·s + v − p]),
-/// with x zero outside the image. W is (out_c, in_c, k, k).
+/// What a node reads: the graph's input batch or an earlier node's output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Conv2d {
-    pub input: Shape,
-    pub output: Shape,
-    pub kernel: usize,
-    pub stride: usize,
-    pub padding: usize,
-    pub activation: Activation,
-    pub weight: usize,
-    pub bias: usize,
-}
-
-/// Max-pooling over size×size windows moved by stride (no padding):
-/// y[n,c,i,j] = max_{u,v < size} x[n, c, i·s + u, j·s + v].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MaxPool {
-    pub input: Shape,
-    pub output: Shape,
-    pub size: usize,
-    pub stride: usize,
+pub enum Value {
+    Input,
+    Node(usize),
 }
 
 /// One step of the planned network.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Node {
-    Dense(Dense),
-    Conv(Conv2d),
-    MaxPool(MaxPool),
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// The prefix of its tensors' names: `layers.3` (PyTorch's
+    /// `nn.Sequential` index of the spec token it came from).
+    pub name: String,
+    /// Index of the layer in the model spec.
+    pub spec_index: usize,
+    pub op: Arc<dyn Op>,
+    pub inputs: Vec<Value>,
+    /// Its parameters, as indices into `Graph::params`, in the op's order.
+    pub params: Vec<usize>,
+    /// Its non-trainable buffers, as indices into `Graph::buffers`.
+    pub buffers: Vec<usize>,
+    /// What its forward pass keeps for its backward pass.
+    pub saved: Vec<SavedDecl>,
 }
 
 impl Node {
     /// Values per example this node produces.
     pub fn output_len(&self) -> usize {
-        match self {
-            Node::Dense(d) => d.outputs,
-            Node::Conv(c) => c.output.len(),
-            Node::MaxPool(p) => p.output.len(),
-        }
+        self.op.output().len()
     }
 
-    /// Values per example this node reads.
-    pub fn input_len(&self) -> usize {
-        match self {
-            Node::Dense(d) => d.inputs,
-            Node::Conv(c) => c.input.len(),
-            Node::MaxPool(p) => p.input.len(),
-        }
-    }
-
-    /// The (weight, bias) parameter indices, if the node has any.
-    pub fn params(&self) -> Option<(usize, usize)> {
-        match self {
-            Node::Dense(d) => Some((d.weight, d.bias)),
-            Node::Conv(c) => Some((c.weight, c.bias)),
-            Node::MaxPool(_) => None,
-        }
+    /// `layers.0 (conv16k3p1, relu)`: how reports and errors name it.
+    pub fn label(&self) -> String {
+        format!("{} ({})", self.name, self.op.label())
     }
 }
 
-/// The planned network: nodes in order, ending in logits that softmax
-/// cross-entropy turns into a loss.
+/// Where a node's gradient with respect to one of its inputs goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GradTarget {
+    /// Not wanted (the graph's input, unless asked for).
+    Skip,
+    /// The first gradient to reach that value: written over it.
+    Write,
+    /// A later one: added to what is there.
+    Accumulate,
+}
+
+/// One node's part in a backward pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackwardStep {
+    pub node: usize,
+    /// One target per input, in the node's input order.
+    pub grad_inputs: Vec<GradTarget>,
+}
+
+/// The planned network: nodes in topological order, the last one's output
+/// the logits that softmax cross-entropy turns into a loss.
 #[derive(Debug, Clone)]
 pub struct Graph {
     pub spec: ModelSpec,
     pub input: Shape,
     pub nodes: Vec<Node>,
     pub params: Vec<ParamInfo>,
-    /// Length of the flat parameter buffer, padding included.
+    /// Length of the flat parameter vector, padding included.
     pub param_len: usize,
+    /// Non-trainable buffers (running statistics), laid out like `params`.
+    pub buffers: Vec<ParamInfo>,
+    pub buffer_len: usize,
+}
+
+/// Builds a graph node by node; `Graph::new` drives it from a spec, tests
+/// may drive it directly to build graphs the spec cannot yet express.
+pub struct GraphBuilder {
+    input: Shape,
+    nodes: Vec<Node>,
+    params: Vec<ParamInfo>,
+    param_len: usize,
+    buffers: Vec<ParamInfo>,
+    buffer_len: usize,
+}
+
+fn lay_out(
+    decls: Vec<TensorDecl>,
+    prefix: &str,
+    infos: &mut Vec<ParamInfo>,
+    len: &mut usize,
+) -> Vec<usize> {
+    decls
+        .into_iter()
+        .map(|decl| {
+            let info = ParamInfo {
+                name: format!("{prefix}.{}", decl.name),
+                shape: decl.shape,
+                offset: *len,
+                init: decl.init,
+            };
+            *len += info.len().next_multiple_of(PARAM_ALIGN);
+            infos.push(info);
+            infos.len() - 1
+        })
+        .collect()
+}
+
+impl GraphBuilder {
+    pub fn new(input: Shape) -> GraphBuilder {
+        GraphBuilder {
+            input,
+            nodes: Vec::new(),
+            params: Vec::new(),
+            param_len: 0,
+            buffers: Vec::new(),
+            buffer_len: 0,
+        }
+    }
+
+    /// The shape of a value built so far.
+    pub fn shape(&self, value: Value) -> Shape {
+        match value {
+            Value::Input => self.input,
+            Value::Node(i) => self.nodes[i].op.output(),
+        }
+    }
+
+    /// Adds a node reading `inputs`, named `layers.<spec_index>`; returns
+    /// its output.
+    pub fn push(&mut self, spec_index: usize, op: Box<dyn Op>, inputs: Vec<Value>) -> Value {
+        let name = format!("layers.{spec_index}");
+        for input in &inputs {
+            if let Value::Node(i) = input {
+                assert!(*i < self.nodes.len(), "nodes read only earlier nodes");
+            }
+        }
+        let params = lay_out(op.params(), &name, &mut self.params, &mut self.param_len);
+        let buffers = lay_out(op.buffers(), &name, &mut self.buffers, &mut self.buffer_len);
+        self.nodes.push(Node {
+            name,
+            spec_index,
+            saved: op.saved(),
+            op: Arc::from(op),
+            inputs,
+            params,
+            buffers,
+        });
+        Value::Node(self.nodes.len() - 1)
+    }
+
+    /// Fuses `act` into the node that produced `value` if it is the latest
+    /// node and its op can take an activation; true if it did.
+    pub fn fuse(&mut self, value: Value, act: Activation) -> bool {
+        let Value::Node(i) = value else { return false };
+        if i + 1 != self.nodes.len() {
+            return false;
+        }
+        match self.nodes[i].op.fused_with(act) {
+            Some(fused) => {
+                self.nodes[i].op = Arc::from(fused);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The graph whose output is the last node's, checked: it must end in
+    /// a dense layer without activation whose outputs are the `classes`
+    /// logits, and every node must lead to it.
+    pub fn finish(self, spec: &ModelSpec, classes: usize) -> Result<Graph> {
+        let Some(last) = self.nodes.last() else {
+            bail!("the model has no layers");
+        };
+        match last.op.as_any().downcast_ref::<Dense>() {
+            Some(d) if d.activation == Activation::Identity => {}
+            Some(_) => bail!(
+                "the model must end in a dense layer without activation (its outputs are the logits), not {}",
+                last.op.label()
+            ),
+            None => {
+                bail!("the model must end in a dense layer of {classes} outputs (the logits), not {}", last.label())
+            }
+        }
+        if last.output_len() != classes {
+            bail!(
+                "the model ends in {} outputs but the data has {classes} classes; make the last layer dense{classes}",
+                last.output_len()
+            );
+        }
+        let graph = Graph {
+            spec: spec.clone(),
+            input: self.input,
+            nodes: self.nodes,
+            params: self.params,
+            param_len: self.param_len,
+            buffers: self.buffers,
+            buffer_len: self.buffer_len,
+        };
+        let reaches = graph.ancestors(graph.nodes.len() - 1);
+        if let Some(dead) = reaches.iter().position(|r| !r) {
+            bail!(
+                "{}: its output is never used on the way to the logits",
+                graph.nodes[dead].label()
+            );
+        }
+        Ok(graph)
+    }
 }
 
 impl Graph {
     /// Infers every shape from the input's and checks that the spec fits
     /// it and ends in `classes` outputs. Errors name the layer and shapes.
+    ///
+    /// Each spec token is one node (the registration of ops: one line
+    /// each), except an activation directly after a layer that can take it
+    /// fused, which joins that layer.
     pub fn new(spec: &ModelSpec, input: Shape, classes: usize) -> Result<Graph> {
-        let mut params: Vec<ParamInfo> = Vec::new();
-        let mut nodes: Vec<Node> = Vec::new();
-        let mut offset = 0;
-        let mut push = |name: String, shape: Vec<usize>| {
-            let info = ParamInfo {
-                name,
-                shape,
-                offset,
-            };
-            offset += info.len().next_multiple_of(PARAM_ALIGN);
-            params.push(info);
-            params.len() - 1
-        };
-        let mut shape = input;
+        let mut b = GraphBuilder::new(input);
+        let mut value = Value::Input;
         for (i, layer) in spec.layers.iter().enumerate() {
+            let shape = b.shape(value);
             let at = || format!("layer {i} ({layer}) on input {shape}");
-            match *layer {
-                LayerSpec::Dense { outputs } => {
-                    let inputs = shape.len();
-                    let weight = push(format!("layers.{i}.weight"), vec![outputs, inputs]);
-                    let bias = push(format!("layers.{i}.bias"), vec![outputs]);
-                    nodes.push(Node::Dense(Dense {
-                        inputs,
-                        outputs,
-                        activation: Activation::Identity,
-                        weight,
-                        bias,
-                    }));
-                    shape = Shape {
-                        c: outputs,
-                        h: 1,
-                        w: 1,
-                    };
-                }
+            let op: Box<dyn Op> = match *layer {
+                LayerSpec::Dense { outputs } => Box::new(Dense {
+                    inputs: shape.len(),
+                    outputs,
+                    activation: Activation::Identity,
+                }),
                 LayerSpec::Conv {
                     channels,
                     kernel,
                     stride,
                     padding,
-                } => {
-                    let (ph, pw) = (shape.h + 2 * padding, shape.w + 2 * padding);
-                    if kernel > ph || kernel > pw {
-                        bail!(
-                            "{}: the {kernel}×{kernel} kernel is larger than the {ph}×{pw} padded feature map",
-                            at()
-                        );
-                    }
-                    let output = Shape {
-                        c: channels,
-                        h: (ph - kernel) / stride + 1,
-                        w: (pw - kernel) / stride + 1,
-                    };
-                    let weight = push(
-                        format!("layers.{i}.weight"),
-                        vec![channels, shape.c, kernel, kernel],
-                    );
-                    let bias = push(format!("layers.{i}.bias"), vec![channels]);
-                    nodes.push(Node::Conv(Conv2d {
-                        input: shape,
-                        output,
-                        kernel,
-                        stride,
-                        padding,
-                        activation: Activation::Identity,
-                        weight,
-                        bias,
-                    }));
-                    shape = output;
-                }
-                LayerSpec::MaxPool { size, stride } => {
-                    if size > shape.h || size > shape.w {
-                        bail!(
-                            "{}: the {size}×{size} pool window is larger than the {}×{} feature map",
-                            at(),
-                            shape.h,
-                            shape.w
-                        );
-                    }
-                    let output = Shape {
-                        c: shape.c,
-                        h: (shape.h - size) / stride + 1,
-                        w: (shape.w - size) / stride + 1,
-                    };
-                    nodes.push(Node::MaxPool(MaxPool {
-                        input: shape,
-                        output,
-                        size,
-                        stride,
-                    }));
-                    shape = output;
-                }
+                } => Box::new(
+                    Conv2d::new(shape, channels, kernel, stride, padding)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?,
+                ),
+                LayerSpec::MaxPool { size, stride } => Box::new(
+                    MaxPool::new(shape, size, stride)
+                        .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?,
+                ),
                 LayerSpec::Act(act) => {
-                    // Activations are fused into the conv or dense layer before them.
-                    let slot = match nodes.last_mut() {
-                        Some(Node::Dense(d)) => &mut d.activation,
-                        Some(Node::Conv(c)) => &mut c.activation,
-                        _ => bail!(
-                            "{}: an activation must directly follow a conv or dense layer",
-                            at()
-                        ),
-                    };
-                    if *slot != Activation::Identity {
-                        bail!("{}: the layer before already has an activation", at());
+                    if b.fuse(value, act) {
+                        continue;
                     }
-                    *slot = act;
+                    Box::new(ActivationOp { shape, act })
                 }
-            }
+            };
+            value = b.push(i, op, vec![value]);
         }
-        match nodes.last() {
-            Some(Node::Dense(d)) if d.activation == Activation::Identity => {}
-            Some(Node::Dense(_)) => bail!(
-                "the model must end in a dense layer without activation (its outputs are the logits), not {}",
-                spec.layers.last().map_or(String::new(), |l| l.to_string())
-            ),
-            _ => bail!("the model must end in a dense layer of {classes} outputs (the logits)"),
-        }
-        if shape.len() != classes {
-            bail!(
-                "the model ends in {} outputs but the data has {classes} classes; make the last layer dense{classes}",
-                shape.len()
-            );
-        }
-        Ok(Graph {
-            spec: spec.clone(),
-            input,
-            nodes,
-            params,
-            param_len: offset,
-        })
+        b.finish(spec, classes)
     }
 
     pub fn input_size(&self) -> usize {
@@ -365,25 +342,113 @@ impl Graph {
         self.params.iter().map(ParamInfo::len).sum()
     }
 
-    /// PyTorch's default initialisation for linear and conv layers: weight
-    /// and bias uniform in ±1/√fan_in (fan_in = in_c·k·k for a conv). Drawn on
-    /// the host from `seed`, so every backend starts from the same weights.
-    pub fn init_params(&self, seed: u64) -> Vec<f32> {
-        let mut rng = ChaCha8Rng::seed_from_u64(seed);
-        let mut flat = vec![0.0f32; self.param_len];
-        for node in &self.nodes {
-            let Some((weight, bias)) = node.params() else {
-                continue;
-            };
-            let fan_in: usize = self.params[weight].shape[1..].iter().product();
-            let bound = 1.0 / (fan_in as f32).sqrt();
-            for idx in [weight, bias] {
-                for v in &mut flat[self.params[idx].range()] {
-                    *v = rng.random_range(-bound..bound);
+    /// The length of a value per example.
+    pub fn value_len(&self, value: Value) -> usize {
+        match value {
+            Value::Input => self.input.len(),
+            Value::Node(i) => self.nodes[i].output_len(),
+        }
+    }
+
+    /// Which nodes `node`'s output depends on (itself included).
+    pub fn ancestors(&self, node: usize) -> Vec<bool> {
+        let mut reaches = vec![false; self.nodes.len()];
+        reaches[node] = true;
+        for i in (0..=node).rev() {
+            if reaches[i] {
+                for input in &self.nodes[i].inputs {
+                    if let Value::Node(j) = input {
+                        reaches[*j] = true;
+                    }
                 }
             }
         }
+        reaches
+    }
+
+    /// How many nodes read each node's output.
+    pub fn consumers(&self) -> Vec<usize> {
+        let mut count = vec![0; self.nodes.len()];
+        for node in &self.nodes {
+            for input in &node.inputs {
+                if let Value::Node(j) = input {
+                    count[*j] += 1;
+                }
+            }
+        }
+        count
+    }
+
+    /// The backward pass from node `from` (whose output gradient is the
+    /// seed) down to the input, in reverse topological order: every node
+    /// `from` depends on, with where each of its input gradients goes. The
+    /// first gradient to reach a value is written, later ones are added
+    /// (a value read twice gets the sum); the graph's input gets one only
+    /// when `input_grad`. The CPU network and the GPU planner both follow
+    /// this list.
+    pub fn backward_steps(&self, from: usize, input_grad: bool) -> Vec<BackwardStep> {
+        let reaches = self.ancestors(from);
+        let mut reached = vec![false; self.nodes.len()];
+        let mut input_reached = false;
+        let mut steps = Vec::new();
+        for i in (0..=from).rev().filter(|&i| reaches[i]) {
+            let grad_inputs = self.nodes[i]
+                .inputs
+                .iter()
+                .map(|input| {
+                    let seen = match input {
+                        Value::Input if !input_grad => return GradTarget::Skip,
+                        Value::Input => &mut input_reached,
+                        Value::Node(j) => &mut reached[*j],
+                    };
+                    if std::mem::replace(seen, true) {
+                        GradTarget::Accumulate
+                    } else {
+                        GradTarget::Write
+                    }
+                })
+                .collect();
+            steps.push(BackwardStep {
+                node: i,
+                grad_inputs,
+            });
+        }
+        steps
+    }
+
+    /// PyTorch's default initialisation, drawn on the host from `seed` in
+    /// node order (each node's tensors in its declared order), so every
+    /// backend starts from the same weights.
+    pub fn init_params(&self, seed: u64) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let mut flat = vec![0.0f32; self.param_len];
+        for info in &self.params {
+            fill(&mut flat[info.range()], info.init, &mut rng);
+        }
         flat
+    }
+
+    /// The non-trainable buffers' starting values (running mean 0, running
+    /// variance 1, …).
+    pub fn init_buffers(&self) -> Vec<f32> {
+        let mut rng = ChaCha8Rng::seed_from_u64(0);
+        let mut flat = vec![0.0f32; self.buffer_len];
+        for info in &self.buffers {
+            fill(&mut flat[info.range()], info.init, &mut rng);
+        }
+        flat
+    }
+}
+
+fn fill(values: &mut [f32], init: Init, rng: &mut ChaCha8Rng) {
+    match init {
+        Init::Uniform(bound) => {
+            for v in values {
+                *v = rng.random_range(-bound..bound);
+            }
+        }
+        Init::Zeros => values.fill(0.0),
+        Init::Ones => values.fill(1.0),
     }
 }
 
@@ -425,8 +490,10 @@ mod tests {
         assert_eq!(g.params[0].shape, vec![128, 784]);
         assert!(g.params.iter().all(|p| p.offset % PARAM_ALIGN == 0));
         assert_eq!(g.num_parameters(), 784 * 128 + 128 + 128 * 10 + 10);
-        assert!(matches!(&g.nodes[0], Node::Dense(d) if d.activation == Activation::Relu));
-        assert!(matches!(&g.nodes[1], Node::Dense(d) if d.activation == Activation::Identity));
+        assert_eq!(g.nodes[0].op.activation(), Activation::Relu);
+        assert_eq!(g.nodes[1].op.activation(), Activation::Identity);
+        assert_eq!(g.nodes[1].inputs, [Value::Node(0)]);
+        assert_eq!(g.nodes[1].label(), "layers.2 (dense10)");
     }
 
     #[test]
@@ -467,10 +534,84 @@ mod tests {
         assert!(
             err("dense128,relu,dense9").contains("ends in 9 outputs but the data has 10 classes")
         );
-        assert!(err("conv8k3,relu,relu,dense10").contains("layer 2 (relu)"));
-        assert!(err("pool2,relu,dense10").contains("must directly follow a conv or dense layer"));
         assert!(err("dense10,relu").contains("must end in a dense layer without activation"));
         assert!(err("conv10k28").contains("must end in a dense layer"));
+    }
+
+    #[test]
+    fn activations_that_cannot_fuse_become_nodes() {
+        let g = graph("conv4k3,relu,pool2,relu,dense10").unwrap();
+        let labels: Vec<String> = g.nodes.iter().map(Node::label).collect();
+        assert_eq!(
+            labels,
+            [
+                "layers.0 (conv4k3, relu)",
+                "layers.2 (pool2)",
+                "layers.3 (relu)",
+                "layers.4 (dense10)"
+            ]
+        );
+        assert_eq!(g.params[2].name, "layers.4.weight");
+    }
+
+    /// x → dense8,relu (a) → dense8 (b) → a + b → dense10: a is read twice.
+    fn residual_graph() -> Graph {
+        use crate::ops::add::Add;
+        let mut b = GraphBuilder::new(Shape { c: 1, h: 2, w: 3 });
+        let dense = |inputs, outputs| Dense {
+            inputs,
+            outputs,
+            activation: Activation::Identity,
+        };
+        let a = b.push(0, Box::new(dense(6, 8)), vec![Value::Input]);
+        assert!(b.fuse(a, Activation::Relu));
+        let f = b.push(2, Box::new(dense(8, 8)), vec![a]);
+        let shape = b.shape(a);
+        let sum = b.push(3, Box::new(Add { shape }), vec![a, f]);
+        b.push(4, Box::new(dense(8, 10)), vec![sum]);
+        let spec = ModelSpec::parse("dense10").unwrap();
+        b.finish(&spec, 10).unwrap()
+    }
+
+    #[test]
+    fn a_value_read_twice_gets_its_gradients_summed() {
+        let g = residual_graph();
+        assert_eq!(g.consumers(), [2, 1, 1, 0]);
+        use GradTarget::*;
+        let steps = g.backward_steps(3, false);
+        let targets: Vec<(usize, Vec<GradTarget>)> =
+            steps.into_iter().map(|s| (s.node, s.grad_inputs)).collect();
+        assert_eq!(
+            targets,
+            [
+                (3, vec![Write]),
+                (2, vec![Write, Write]),
+                (1, vec![Accumulate]),
+                (0, vec![Skip]),
+            ]
+        );
+        // From node 1, only nodes 1 and 0 are walked, and the input is wanted.
+        let steps = g.backward_steps(1, true);
+        assert_eq!(steps.len(), 2);
+        assert_eq!(steps[1].grad_inputs, [Write]);
+    }
+
+    #[test]
+    fn a_node_whose_output_is_unused_is_refused() {
+        let mut b = GraphBuilder::new(Shape { c: 1, h: 1, w: 4 });
+        let dense = |outputs| Dense {
+            inputs: 4,
+            outputs,
+            activation: Activation::Identity,
+        };
+        b.push(0, Box::new(dense(3)), vec![Value::Input]);
+        b.push(1, Box::new(dense(10)), vec![Value::Input]);
+        let spec = ModelSpec::parse("dense10").unwrap();
+        let err = b.finish(&spec, 10).unwrap_err().to_string();
+        assert!(
+            err.contains("layers.0 (dense3): its output is never used"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! classes of image files).
 
 use crate::backend::{Backend, Optimizer};
-use crate::cpu::ops;
 use crate::data::Dataset;
 use crate::model_file::SavedModel;
+use crate::ops::softmax_xent::reference as ops;
 use crate::preprocess;
 use crate::train::{open_backend, DeviceChoice};
 use anyhow::Result;

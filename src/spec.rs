@@ -6,7 +6,7 @@
 //! | `dense<N>` | fully connected, N outputs (flattens what comes before) |
 //! | `conv<C>k<K>[s<S>][p<P>]` | 2-D convolution, C output channels, K×K kernel, stride S (1), padding P (0) |
 //! | `pool<K>[s<S>]` | max-pool over K×K windows, stride S (default K) |
-//! | `relu`, `tanh`, `sigmoid` | activation of the conv or dense layer before it |
+//! | `relu`, `tanh`, `sigmoid` | an activation, fused into the conv or dense layer right before it where there is one |
 //!
 //! `mlp` and `cnn` name the default networks. A JSON file holds either the
 //! string (`{"layers": "dense128,relu,dense10"}`) or a list of tokens

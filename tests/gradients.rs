@@ -8,9 +8,16 @@
 
 mod common;
 
+use common::{conv, ops};
 use common::{random_vec, rng};
-use gpunet::cpu::{conv, network, ops};
-use gpunet::graph::{Activation, Conv2d, Graph, MaxPool, Node, Shape};
+use gpunet::cpu::network;
+use gpunet::graph::{Activation, Graph, GraphBuilder, Shape, Value};
+use gpunet::ops::activation::ActivationOp;
+use gpunet::ops::add::Add;
+use gpunet::ops::conv2d::Conv2d;
+use gpunet::ops::dense::Dense;
+use gpunet::ops::pool::MaxPool;
+use gpunet::ops::{Mode, Saved};
 use gpunet::spec::ModelSpec;
 use rand::Rng;
 
@@ -141,8 +148,6 @@ fn conv2d_backward_is_the_derivative() {
             stride,
             padding,
             activation: act,
-            weight: 0,
-            bias: 1,
         };
         let batch = 2;
         let x = random_vec(&mut rng, batch * c.input.len(), 1.0);
@@ -213,16 +218,15 @@ fn maxpool_backward_is_the_derivative() {
 fn active_pattern(graph: &Graph, fwd: &network::Forward) -> Vec<u32> {
     let mut pattern = Vec::new();
     for (i, node) in graph.nodes.iter().enumerate() {
-        match node {
-            Node::Dense(d) if d.activation == Activation::Relu => {}
-            Node::Conv(c) if c.activation == Activation::Relu => {}
-            Node::MaxPool(_) => {
-                pattern.extend_from_slice(&fwd.argmax[i]);
-                continue;
+        // A max-pool's winners, and any other saved indices.
+        for saved in &fwd.saved[i] {
+            if let Saved::U32(winners) = saved {
+                pattern.extend_from_slice(winners);
             }
-            _ => continue,
         }
-        pattern.extend(fwd.outputs[i].iter().map(|&y| u32::from(y > 0.0)));
+        if node.op.activation() == Activation::Relu || node.op.label() == "relu" {
+            pattern.extend(fwd.outputs[i].iter().map(|&y| u32::from(y > 0.0)));
+        }
     }
     pattern
 }
@@ -232,17 +236,23 @@ fn active_pattern(graph: &Graph, fwd: &network::Forward) -> Vec<u32> {
 /// straddle a ReLU or max-pool kink (see `active_pattern`).
 fn check_network(spec: &str, input: Shape, seed: u64) {
     let graph = Graph::new(&ModelSpec::parse(spec).unwrap(), input, 3).unwrap();
+    check_graph(spec, &graph, seed);
+}
+
+/// `check_network` for any graph of 3 classes.
+fn check_graph(spec: &str, graph: &Graph, seed: u64) {
+    let input = graph.input;
     let params = graph.init_params(seed);
     let mut rng = rng(seed);
     let rows = 3;
     let x = random_vec(&mut rng, rows * input.len(), 1.0);
     let labels: Vec<u32> = (0..rows).map(|_| rng.random_range(0..3)).collect();
     let mut grads = vec![0.0; graph.param_len];
-    let (_, _, fwd) = network::loss_and_grads(&graph, &params, &x, &labels, &mut grads);
+    let (_, _, fwd) = network::loss_and_grads(graph, &params, &mut [], &x, &labels, &mut grads);
     let mut delta = vec![0.0; rows * 3];
     ops::softmax_xent(fwd.logits(), &labels, &mut delta, rows, 3);
     let mut scratch = vec![0.0; graph.param_len];
-    let dx = network::backward(&graph, &params, &x, &fwd, delta, &mut scratch, true).unwrap();
+    let dx = network::backward(graph, &params, &x, &fwd, delta, &mut scratch, true).unwrap();
     assert_eq!(
         scratch, grads,
         "backward with and without the input gradient agree"
@@ -251,8 +261,8 @@ fn check_network(spec: &str, input: Shape, seed: u64) {
     // (mean loss, active pattern) at perturbed parameters or input.
     let probe = |p: &[f32], x: &[f32]| {
         let mut scratch = vec![0.0; graph.param_len];
-        let (loss, _, fwd) = network::loss_and_grads(&graph, p, x, &labels, &mut scratch);
-        (loss / rows as f32, active_pattern(&graph, &fwd))
+        let (loss, _, fwd) = network::loss_and_grads(graph, p, &mut [], x, &labels, &mut scratch);
+        (loss / rows as f32, active_pattern(graph, &fwd))
     };
     let mut checked = 0;
     let mut total = 0;
@@ -315,6 +325,42 @@ fn whole_cnn_gradient_is_the_derivative_of_its_loss() {
     check_network("conv2k5p2,sigmoid,pool3s2,dense3", input, 18);
 }
 
+/// A graph that is not a chain: x → dense (a), relu; a → dense (f), tanh;
+/// a + f → relu → dense. `a` is read twice, so its gradient — and through
+/// it every earlier one — is the sum over both paths.
+#[test]
+fn a_value_read_twice_gets_the_sum_of_its_gradients() {
+    let input = Shape { c: 6, h: 1, w: 1 };
+    let mut b = GraphBuilder::new(input);
+    let dense = |inputs, outputs| Dense {
+        inputs,
+        outputs,
+        activation: Activation::Identity,
+    };
+    let a = b.push(0, Box::new(dense(6, 5)), vec![Value::Input]);
+    assert!(b.fuse(a, Activation::Relu));
+    let f = b.push(2, Box::new(dense(5, 5)), vec![a]);
+    assert!(b.fuse(f, Activation::Tanh));
+    let shape = b.shape(a);
+    let sum = b.push(4, Box::new(Add { shape }), vec![a, f]);
+    let act = ActivationOp {
+        shape,
+        act: Activation::Relu,
+    };
+    let y = b.push(5, Box::new(act), vec![sum]);
+    b.push(6, Box::new(dense(5, 3)), vec![y]);
+    let graph = b.finish(&ModelSpec::parse("dense3").unwrap(), 3).unwrap();
+    check_graph("residual", &graph, 19);
+    // The input read twice as well: add(x, x) doubles its gradient.
+    let mut b = GraphBuilder::new(input);
+    let twice = b.push(0, Box::new(Add { shape: input }), vec![Value::Input; 2]);
+    let h = b.push(1, Box::new(dense(6, 4)), vec![twice]);
+    assert!(b.fuse(h, Activation::Sigmoid));
+    b.push(2, Box::new(dense(4, 3)), vec![h]);
+    let graph = b.finish(&ModelSpec::parse("dense3").unwrap(), 3).unwrap();
+    check_graph("x + x", &graph, 20);
+}
+
 /// The gradient of one unit's pre-activation with respect to the input (what
 /// activation maximisation climbs), against central differences.
 #[test]
@@ -333,7 +379,7 @@ fn input_gradient_of_a_unit_is_the_derivative() {
         let len = graph.nodes[node].output_len();
         let mut seed = vec![0.0; len];
         seed[unit] = 1.0;
-        let fwd = network::forward(&graph, &params, &x, 1);
+        let fwd = network::forward(&graph, &params, &mut [], &x, 1, Mode::Eval);
         let mut grads = vec![0.0; graph.param_len];
         let dx = network::backward_from(
             &graph, &params, &x, &fwd, node, true, seed, &mut grads, true,
@@ -341,7 +387,8 @@ fn input_gradient_of_a_unit_is_the_derivative() {
         .unwrap();
         // The pre-activation: invert the node's activation at that unit.
         let pre = |x: &[f32]| {
-            let y = network::forward(&graph, &params, x, 1).outputs[node][unit];
+            let y =
+                network::forward(&graph, &params, &mut [], x, 1, Mode::Eval).outputs[node][unit];
             match node {
                 0 => y.atanh(),
                 1 => (y / (1.0 - y)).ln(),

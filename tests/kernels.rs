@@ -8,15 +8,17 @@
 mod common;
 
 use common::{assert_close, gpu, random_vec, rng};
+use common::{conv, ops};
 use gpunet::backend::Optimizer;
-use gpunet::cpu::optim::{self, AdamConfig};
-use gpunet::cpu::{conv, ops};
 use gpunet::gpu::{
     Binding, ConvPass, ConvVersion, GpuContext, Kernels, MatmulForm, MatmulShape, MatmulVersion,
     StepSlots,
 };
 use gpunet::graph::Activation;
-use gpunet::graph::{Conv2d, MaxPool, Shape};
+use gpunet::graph::Shape;
+use gpunet::ops::conv2d::Conv2d;
+use gpunet::ops::optim::{reference as optim, AdamConfig};
+use gpunet::ops::pool::MaxPool;
 use rand::Rng;
 
 /// Every matmul kernel this device can run is checked against the CPU
@@ -439,8 +441,6 @@ fn conv_cases() -> Vec<(usize, Conv2d)> {
                         stride,
                         padding,
                         activation: acts[i % 3],
-                        weight: 0,
-                        bias: 1,
                     },
                 ));
                 i += 1;

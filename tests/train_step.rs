@@ -6,11 +6,16 @@ mod common;
 
 use common::{assert_close, gpu, mnist_dir};
 use gpunet::backend::{Backend, EpochPlan, Optimizer};
-use gpunet::cpu::optim::AdamConfig;
 use gpunet::cpu::CpuTrainer;
 use gpunet::data::{load_mnist, Split};
 use gpunet::gpu::GpuTrainer;
-use gpunet::graph::{epoch_order, Graph, Shape};
+use gpunet::graph::{epoch_order, Activation, Graph, GraphBuilder, Shape, Value};
+use gpunet::ops::activation::ActivationOp;
+use gpunet::ops::add::Add;
+use gpunet::ops::conv2d::Conv2d;
+use gpunet::ops::dense::Dense;
+use gpunet::ops::optim::AdamConfig;
+use gpunet::ops::pool::MaxPool;
 use gpunet::spec::ModelSpec;
 
 const SGD: Optimizer = Optimizer::Sgd {
@@ -33,12 +38,19 @@ fn adam(decoupled: bool) -> Optimizer {
 /// weights differ by accumulated f32 rounding of sums over up to 784·batch
 /// products; 1e-3 relative + 2e-5 absolute covers it with margin.
 fn compare_after_epoch(spec: &str, n_images: usize, batch: usize, optimizer: Optimizer) {
+    let spec = ModelSpec::parse(spec).unwrap();
+    let graph = Graph::new(&spec, MNIST, 10).unwrap();
+    compare_graph_after_epoch(&graph, n_images, batch, optimizer);
+}
+
+const MNIST: Shape = Shape { c: 1, h: 28, w: 28 };
+
+fn compare_graph_after_epoch(graph: &Graph, n_images: usize, batch: usize, optimizer: Optimizer) {
     let Some(ctx) = gpu() else { return };
     let data = load_mnist(&mnist_dir(), Split::Test)
         .unwrap()
         .truncated(n_images);
-    let spec = ModelSpec::parse(spec).unwrap();
-    let graph = Graph::new(&spec, Shape { c: 1, h: 28, w: 28 }, 10).unwrap();
+    let spec = &graph.spec;
     let init = graph.init_params(3);
     let order = epoch_order(n_images, 3, 1);
     let steps = n_images.div_ceil(batch);
@@ -51,14 +63,14 @@ fn compare_after_epoch(spec: &str, n_images: usize, batch: usize, optimizer: Opt
         snapshot_every: 0,
     };
     let mut cpu = CpuTrainer::new(
-        &graph,
+        graph,
         batch,
         optimizer,
         init.clone(),
         data.clone(),
         data.clone(),
     );
-    let mut gpu = GpuTrainer::new(ctx, &graph, batch, optimizer, &init, &data, &data).unwrap();
+    let mut gpu = GpuTrainer::new(ctx, graph, batch, optimizer, &init, &data, &data).unwrap();
     let cpu_stats = cpu.train_epoch(plan, &mut |_| {}).unwrap();
     let gpu_stats = gpu.train_epoch(plan, &mut |_| {}).unwrap();
     let what = format!("{spec}, {optimizer:?}, {n_images} images in batches of {batch}");
@@ -97,6 +109,39 @@ fn one_mlp_step_on_gpu_equals_one_on_cpu() {
 fn an_mlp_epoch_with_a_short_last_batch_agrees() {
     compare_after_epoch("dense32,tanh,dense10", 150, 64, SGD);
     compare_after_epoch("dense24,sigmoid,dense10", 100, 32, adam(false));
+}
+
+/// A graph that is not a chain: x → conv (a) → relu; a → conv (f) → a + f
+/// → relu → pool → dense. `a` is read twice, so its gradient is the sum of
+/// the two paths' on both devices.
+#[test]
+fn a_graph_with_a_value_read_twice_trains_alike() {
+    let mut b = GraphBuilder::new(MNIST);
+    let conv = |input, channels| Conv2d::new(input, channels, 3, 1, 1).unwrap();
+    let a = b.push(0, Box::new(conv(MNIST, 4)), vec![Value::Input]);
+    assert!(b.fuse(a, Activation::Relu));
+    let f = b.push(2, Box::new(conv(b.shape(a), 4)), vec![a]);
+    let shape = b.shape(a);
+    let sum = b.push(3, Box::new(Add { shape }), vec![a, f]);
+    let act = b.push(
+        4,
+        Box::new(ActivationOp {
+            shape,
+            act: Activation::Relu,
+        }),
+        vec![sum],
+    );
+    let pool = b.push(5, Box::new(MaxPool::new(shape, 2, 2).unwrap()), vec![act]);
+    let logits = Dense {
+        inputs: b.shape(pool).len(),
+        outputs: 10,
+        activation: Activation::Identity,
+    };
+    b.push(6, Box::new(logits), vec![pool]);
+    let spec = ModelSpec::parse("dense10").unwrap();
+    let graph = b.finish(&spec, 10).unwrap();
+    compare_graph_after_epoch(&graph, 24, 8, SGD);
+    compare_graph_after_epoch(&graph, 16, 16, adam(false));
 }
 
 #[test]

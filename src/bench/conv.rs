@@ -4,9 +4,10 @@
 use super::measure::{self, giga_per_second};
 use super::report::{rate, ratio, times, Figure, Reporter, Table};
 use super::{test_values, Gpu, Settings};
-use crate::cpu::conv as cpu_conv;
 use crate::gpu::{Binding, ConvPass as GpuPass, ConvVersion, Dispatch};
-use crate::graph::{Conv2d, Graph, Node, Shape};
+use crate::graph::{Graph, Shape};
+use crate::ops::conv2d::reference as cpu_conv;
+use crate::ops::conv2d::Conv2d;
 use crate::spec::ModelSpec;
 use anyhow::{Context as _, Result};
 use serde::Serialize;
@@ -123,10 +124,7 @@ pub fn default_cnn_convs() -> Result<Vec<Conv2d>> {
     Ok(graph
         .nodes
         .iter()
-        .filter_map(|node| match node {
-            Node::Conv(conv) => Some(*conv),
-            _ => None,
-        })
+        .filter_map(|node| node.op.as_any().downcast_ref::<Conv2d>().copied())
         .collect())
 }
 

@@ -9,9 +9,9 @@
 use super::measure::{self, giga_per_second, Timing};
 use super::report::{rate, ratio, times, Figure, Reporter, Table};
 use super::{test_values, Gpu, Settings};
-use crate::cpu::ops;
 use crate::gpu::{Binding, Dispatch, MatmulForm, MatmulShape, MatmulVersion};
 use crate::graph::Activation;
+use crate::ops::matmul::reference as ops;
 use anyhow::Result;
 use serde::Serialize;
 

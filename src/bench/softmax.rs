@@ -4,9 +4,9 @@
 use super::measure::{self, giga_per_second, Timing};
 use super::report::{rate, ratio, times, Figure, Reporter, Table};
 use super::{test_values, Gpu, Settings};
-use crate::cpu::ops;
-use crate::gpu::launch::METRICS_WORDS;
 use crate::gpu::{Binding, StepSlots};
+use crate::ops::softmax_xent::reference as ops;
+use crate::ops::softmax_xent::METRICS_WORDS;
 use anyhow::Result;
 use serde::Serialize;
 

@@ -1,9 +1,7 @@
-//! The CPU reference implementation (and `--device cpu`).
+//! `--device cpu`: the network walked on the CPU with each op's reference
+//! (`src/ops/<op>/reference.rs`), and the trainer built on it.
 
-pub mod conv;
 pub mod network;
-pub mod ops;
-pub mod optim;
 mod trainer;
 
 pub use trainer::CpuTrainer;

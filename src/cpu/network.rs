@@ -1,63 +1,81 @@
-//! The whole network on the CPU, composed from the reference ops: forward,
-//! loss and backward for one batch. The CPU trainer, the gradient checks
-//! and the GPU-vs-CPU step tests all go through here.
+//! The whole network on the CPU, walking the graph's nodes through the
+//! `Op` trait: forward, loss and backward for one batch. The CPU trainer,
+//! `inspect`, the gradient checks and the GPU-vs-CPU step tests all go
+//! through here.
 
-use super::{conv, ops};
-use crate::graph::{Graph, Node};
+use crate::graph::{GradTarget, Graph, Value};
+use crate::ops::add::reference::accumulate;
+use crate::ops::softmax_xent::reference::softmax_xent;
+use crate::ops::{split_ranges_mut, CpuBackward, CpuForward, Mode, Saved};
 
 /// Activations of one batch: `outputs[i]` is node i's output (rows × its
-/// output_len); `argmax[i]` the pooling winners of a max-pool node.
+/// output_len); `saved[i]` what node i kept for its backward pass.
 pub struct Forward {
     pub rows: usize,
     pub outputs: Vec<Vec<f32>>,
-    pub argmax: Vec<Vec<u32>>,
+    pub saved: Vec<Vec<Saved>>,
 }
 
 impl Forward {
     pub fn logits(&self) -> &[f32] {
         self.outputs.last().map_or(&[], |v| v.as_slice())
     }
+
+    fn value<'a>(&'a self, x: &'a [f32], value: Value) -> &'a [f32] {
+        match value {
+            Value::Input => x,
+            Value::Node(i) => &self.outputs[i],
+        }
+    }
 }
 
-/// Runs every node on x (rows, input_size).
-pub fn forward(graph: &Graph, params: &[f32], x: &[f32], rows: usize) -> Forward {
-    let mut outputs: Vec<Vec<f32>> = Vec::with_capacity(graph.nodes.len());
-    let mut argmax = Vec::with_capacity(graph.nodes.len());
-    for node in &graph.nodes {
-        let input = outputs.last().map_or(x, |v| v.as_slice());
-        let mut y = vec![0.0; rows * node.output_len()];
-        let mut winners = Vec::new();
-        match node {
-            Node::Dense(d) => {
-                let w = &params[graph.params[d.weight].range()];
-                let b = &params[graph.params[d.bias].range()];
-                ops::matmul_nt(input, w, &mut y, rows, d.inputs, d.outputs);
-                ops::bias_activation(&mut y, b, d.activation, d.outputs);
-            }
-            Node::Conv(c) => {
-                let w = &params[graph.params[c.weight].range()];
-                let b = &params[graph.params[c.bias].range()];
-                conv::conv2d_forward(input, w, b, &mut y, rows, c);
-            }
-            Node::MaxPool(p) => {
-                winners = vec![0; y.len()];
-                conv::maxpool_forward(input, &mut y, &mut winners, rows, p);
-            }
-        }
-        outputs.push(y);
-        argmax.push(winners);
-    }
-    Forward {
+/// Runs every node on x (rows, input_size) in `mode`; in training mode,
+/// nodes with running statistics update them in `buffers` (the layout of
+/// `Graph::buffers`).
+pub fn forward(
+    graph: &Graph,
+    params: &[f32],
+    buffers: &mut [f32],
+    x: &[f32],
+    rows: usize,
+    mode: Mode,
+) -> Forward {
+    let mut fwd = Forward {
         rows,
-        outputs,
-        argmax,
+        outputs: Vec::with_capacity(graph.nodes.len()),
+        saved: Vec::with_capacity(graph.nodes.len()),
+    };
+    for node in &graph.nodes {
+        let mut output = vec![0.0; rows * node.output_len()];
+        let mut saved: Vec<Saved> = node.saved.iter().map(|d| Saved::zeros(d, rows)).collect();
+        let ranges: Vec<_> = node
+            .buffers
+            .iter()
+            .map(|&b| graph.buffers[b].range())
+            .collect();
+        node.op.forward_cpu(CpuForward {
+            mode,
+            rows,
+            inputs: node.inputs.iter().map(|&v| fwd.value(x, v)).collect(),
+            params: node
+                .params
+                .iter()
+                .map(|&p| &params[graph.params[p].range()])
+                .collect(),
+            buffers: split_ranges_mut(buffers, &ranges),
+            output: &mut output,
+            saved: &mut saved,
+        });
+        fwd.outputs.push(output);
+        fwd.saved.push(saved);
     }
+    fwd
 }
 
 /// Given ∂L/∂logits in `delta`, walks the nodes backwards, writing every
 /// parameter gradient into `grads` (flat, the layout of `params`). With
 /// `input_grad` it returns ∂L/∂x, the gradient with respect to the input
-/// batch; without, the first layer skips that product and returns nothing.
+/// batch; without, no node computes it and it returns nothing.
 pub fn backward(
     graph: &Graph,
     params: &[f32],
@@ -73,7 +91,9 @@ pub fn backward(
 
 /// The backward pass from node `from`, whose seed gradient `delta` is with
 /// respect to its output, or to its pre-activation when `pre_activation`
-/// (then its activation's derivative is not applied).
+/// (then its activation's derivative is not applied). Follows
+/// `Graph::backward_steps`: a value read by several nodes gets the sum of
+/// their gradients.
 #[allow(clippy::too_many_arguments)]
 pub fn backward_from(
     graph: &Graph,
@@ -82,77 +102,75 @@ pub fn backward_from(
     fwd: &Forward,
     from: usize,
     pre_activation: bool,
-    mut delta: Vec<f32>,
+    delta: Vec<f32>,
     grads: &mut [f32],
     input_grad: bool,
 ) -> Option<Vec<f32>> {
     let rows = fwd.rows;
-    for (i, node) in graph.nodes.iter().enumerate().take(from + 1).rev() {
-        let skip_activation = i == from && pre_activation;
-        let input = if i == 0 { x } else { &fwd.outputs[i - 1] };
-        let want_dx = i > 0 || input_grad;
-        let mut dx = vec![0.0; if want_dx { rows * node.input_len() } else { 0 }];
-        match node {
-            Node::Dense(d) => {
-                // dz = dy ⊙ f'(y); dW (out,in) = dzᵀ · x; db = Σ_rows dz; dx = dz · W
-                if !skip_activation {
-                    ops::activation_backward(d.activation, &fwd.outputs[i], &mut delta);
+    let mut value_grads: Vec<Option<Vec<f32>>> = vec![None; graph.nodes.len()];
+    value_grads[from] = Some(delta);
+    let mut grad_x: Option<Vec<f32>> = None;
+    for step in graph.backward_steps(from, input_grad) {
+        let node = &graph.nodes[step.node];
+        let mut grad_output = value_grads[step.node]
+            .take()
+            .expect("a walked node's output has a gradient");
+        let mut grad_inputs: Vec<Option<Vec<f32>>> = step
+            .grad_inputs
+            .iter()
+            .zip(&node.inputs)
+            .map(|(&target, &v)| {
+                (target != GradTarget::Skip).then(|| vec![0.0; rows * graph.value_len(v)])
+            })
+            .collect();
+        let ranges: Vec<_> = node
+            .params
+            .iter()
+            .map(|&p| graph.params[p].range())
+            .collect();
+        node.op.backward_cpu(CpuBackward {
+            rows,
+            inputs: node.inputs.iter().map(|&v| fwd.value(x, v)).collect(),
+            output: &fwd.outputs[step.node],
+            saved: &fwd.saved[step.node],
+            params: ranges.iter().map(|r| &params[r.clone()]).collect(),
+            grad_output: &mut grad_output,
+            skip_activation: step.node == from && pre_activation,
+            grad_params: split_ranges_mut(grads, &ranges),
+            grad_inputs: grad_inputs.iter_mut().map(|g| g.as_deref_mut()).collect(),
+        });
+        for ((&target, &v), grad) in step.grad_inputs.iter().zip(&node.inputs).zip(grad_inputs) {
+            let slot = match v {
+                Value::Input => &mut grad_x,
+                Value::Node(j) => &mut value_grads[j],
+            };
+            match (target, grad) {
+                (GradTarget::Write, Some(grad)) => *slot = Some(grad),
+                (GradTarget::Accumulate, Some(grad)) => {
+                    accumulate(slot.as_mut().expect("written before"), &grad)
                 }
-                let w = graph.params[d.weight].range();
-                ops::matmul_tn(
-                    &delta,
-                    input,
-                    &mut grads[w.clone()],
-                    d.outputs,
-                    rows,
-                    d.inputs,
-                );
-                ops::bias_grad(&delta, &mut grads[graph.params[d.bias].range()], d.outputs);
-                if want_dx {
-                    ops::matmul_nn(&delta, &params[w], &mut dx, rows, d.outputs, d.inputs);
-                }
-            }
-            Node::Conv(c) => {
-                if !skip_activation {
-                    ops::activation_backward(c.activation, &fwd.outputs[i], &mut delta);
-                }
-                let w = graph.params[c.weight].range();
-                conv::conv2d_backward_weight(&delta, input, &mut grads[w.clone()], rows, c);
-                conv::conv2d_backward_bias(
-                    &delta,
-                    &mut grads[graph.params[c.bias].range()],
-                    rows,
-                    c,
-                );
-                if want_dx {
-                    conv::conv2d_backward_input(&delta, &params[w], &mut dx, rows, c);
-                }
-            }
-            Node::MaxPool(p) => {
-                if want_dx {
-                    conv::maxpool_backward(&delta, &fwd.argmax[i], &mut dx, rows, p);
-                }
+                _ => {}
             }
         }
-        delta = dx;
     }
-    input_grad.then_some(delta)
+    grad_x
 }
 
 /// Mean cross-entropy loss over the batch and its gradient with respect to
-/// every parameter, written into `grads`. Returns (Σ loss, correct, forward).
+/// every parameter, written into `grads`, in training mode (so `buffers`
+/// take this batch's running statistics). Returns (Σ loss, correct, forward).
 pub fn loss_and_grads(
     graph: &Graph,
     params: &[f32],
+    buffers: &mut [f32],
     x: &[f32],
     labels: &[u32],
     grads: &mut [f32],
 ) -> (f32, u32, Forward) {
     let rows = labels.len();
-    let fwd = forward(graph, params, x, rows);
+    let fwd = forward(graph, params, buffers, x, rows, Mode::Train);
     let mut delta = vec![0.0; rows * graph.classes()];
-    let (loss_sum, correct) =
-        ops::softmax_xent(fwd.logits(), labels, &mut delta, rows, graph.classes());
+    let (loss_sum, correct) = softmax_xent(fwd.logits(), labels, &mut delta, rows, graph.classes());
     backward(graph, params, x, &fwd, delta, grads, false);
     (loss_sum, correct, fwd)
 }

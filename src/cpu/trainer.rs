@@ -1,9 +1,13 @@
 //! `--device cpu`: the training step composed from the reference ops.
 
-use super::{network, ops, optim};
-use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress, Update};
+use super::network;
+use crate::backend::{Backend, EpochPlan, EpochStats, OnUpdate, Optimizer, Update};
 use crate::data::Dataset;
 use crate::graph::Graph;
+use crate::ops::gather::reference::gather;
+use crate::ops::optim::reference as optim;
+use crate::ops::softmax_xent::reference::softmax_xent;
+use crate::ops::Mode;
 use anyhow::{bail, ensure, Result};
 
 pub struct CpuTrainer {
@@ -13,6 +17,8 @@ pub struct CpuTrainer {
     train: Dataset,
     test: Dataset,
     params: Vec<f32>,
+    /// Non-trainable buffers (running statistics; layout `Graph::buffers`).
+    buffers: Vec<f32>,
     grads: Vec<f32>,
     /// Velocity (SGD) or the first and second moments (Adam).
     state: Vec<Vec<f32>>,
@@ -33,6 +39,7 @@ impl CpuTrainer {
             optimizer,
             train,
             test,
+            buffers: graph.init_buffers(),
             grads: vec![0.0; params.len()],
             state: vec![vec![0.0; params.len()]; optimizer.state_vectors()],
             params,
@@ -43,7 +50,7 @@ impl CpuTrainer {
         let size = data.input_size();
         let mut x = vec![0.0; indices.len() * size];
         let mut labels = vec![0; indices.len()];
-        ops::gather(
+        gather(
             &data.images,
             &data.labels,
             size,
@@ -52,6 +59,12 @@ impl CpuTrainer {
             &mut labels,
         );
         (x, labels)
+    }
+
+    /// The forward pass in evaluation mode (running statistics untouched).
+    fn forward(&mut self, x: &[f32], rows: usize) -> network::Forward {
+        let buffers = &mut self.buffers;
+        network::forward(&self.graph, &self.params, buffers, x, rows, Mode::Eval)
     }
 
     fn update(&mut self, lr: f32, step: usize) {
@@ -93,14 +106,20 @@ impl Backend for CpuTrainer {
         "CPU reference (one thread)".into()
     }
 
-    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats> {
+    fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats> {
         let steps = plan.order.len().div_ceil(self.batch);
         ensure!(plan.lrs.len() == steps, "one learning rate per step");
         let mut stats = EpochStats::default();
         for (step, indices) in plan.order.chunks(self.batch).enumerate() {
             let (x, labels) = self.batch_of(&self.train, indices);
-            let (loss, correct, _) =
-                network::loss_and_grads(&self.graph, &self.params, &x, &labels, &mut self.grads);
+            let (loss, correct, _) = network::loss_and_grads(
+                &self.graph,
+                &self.params,
+                &mut self.buffers,
+                &x,
+                &labels,
+                &mut self.grads,
+            );
             stats.loss_sum += f64::from(loss);
             stats.correct += u64::from(correct);
             stats.count += indices.len() as u64;
@@ -124,16 +143,17 @@ impl Backend for CpuTrainer {
         Ok(stats)
     }
 
-    fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
+    fn evaluate(&mut self, progress: OnUpdate) -> Result<EpochStats> {
         let mut stats = EpochStats::default();
         let all: Vec<u32> = (0..self.test.len() as u32).collect();
         let classes = self.graph.classes();
         for indices in all.chunks(self.batch) {
             let (x, labels) = self.batch_of(&self.test, indices);
-            let fwd = network::forward(&self.graph, &self.params, &x, indices.len());
+            let rows = indices.len();
+            let fwd = self.forward(&x, rows);
             let mut grad = vec![0.0; indices.len() * classes];
             let (loss, correct) =
-                ops::softmax_xent(fwd.logits(), &labels, &mut grad, indices.len(), classes);
+                softmax_xent(fwd.logits(), &labels, &mut grad, indices.len(), classes);
             stats.loss_sum += f64::from(loss);
             stats.correct += u64::from(correct);
             stats.count += indices.len() as u64;
@@ -166,6 +186,22 @@ impl Backend for CpuTrainer {
         Ok(())
     }
 
+    fn buffers(&self) -> Result<Vec<f32>> {
+        Ok(self.buffers.clone())
+    }
+
+    fn load_buffers(&mut self, buffers: &[f32]) -> Result<()> {
+        if buffers.len() != self.buffers.len() {
+            bail!(
+                "the saved buffers hold {} values, this model {}",
+                buffers.len(),
+                self.buffers.len()
+            );
+        }
+        self.buffers = buffers.to_vec();
+        Ok(())
+    }
+
     fn node_count(&self) -> usize {
         self.graph.nodes.len()
     }
@@ -179,7 +215,7 @@ impl Backend for CpuTrainer {
         );
         let mut outputs: Vec<Vec<f32>> = vec![Vec::new(); nodes.len()];
         for chunk in x.chunks(self.batch * size) {
-            let fwd = network::forward(&self.graph, &self.params, chunk, chunk.len() / size);
+            let fwd = self.forward(chunk, chunk.len() / size);
             for (out, &node) in outputs.iter_mut().zip(nodes) {
                 out.extend_from_slice(&fwd.outputs[node]);
             }
@@ -204,7 +240,7 @@ impl Backend for CpuTrainer {
             x.len() == rows * size && seed.len() == rows * self.graph.nodes[node].output_len(),
             "input_gradient: wrong lengths"
         );
-        let fwd = network::forward(&self.graph, &self.params, x, rows);
+        let fwd = self.forward(x, rows);
         let grad = network::backward_from(
             &self.graph,
             &self.params,

@@ -151,7 +151,7 @@ impl GpuContext {
             .then_some(self.info.subgroup_min_size)
     }
 
-    /// A storage buffer holding `data`, readable back with `read_f32`/`read_u32`.
+    /// A storage buffer holding `data`, readable back with `read`.
     pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
         // wgpu refuses zero-sized bindings; keep at least one element.
         let bytes: &[u8] = bytemuck::cast_slice(data);

@@ -1,21 +1,25 @@
-//! The GPU backend: the only place that touches wgpu.
+//! The GPU backend: the wgpu device, pipelines and recorded launches, the
+//! planner and the trainer. wgpu is touched here and in the ops' launchers
+//! (`src/ops/<op>/launch.rs`), nowhere else.
 
 mod context;
 pub mod kernel;
-pub mod launch;
+pub mod planner;
 pub mod shaders;
 mod timing;
 mod trainer;
 mod tune;
 
+pub use crate::ops::conv2d::{ConvPass, ConvVersion};
+pub use crate::ops::matmul::{MatmulForm, MatmulShape, MatmulVersion};
 pub use context::{
     best_adapter, describe, list_adapters, AdapterChoice, GpuContext, NO_ADAPTER_HELP,
 };
-pub use kernel::{Binding, Dispatch, StepInfo, StepSlots};
-pub use launch::{ConvPass, ConvVersion, MatmulForm, MatmulShape, MatmulVersion};
-pub use shaders::Kernels;
+pub use kernel::{elementwise_groups, Binding, Dispatch, Slot, StepInfo, StepSlots};
+pub use shaders::{Kernels, Shader};
 pub use timing::{GpuTimer, TimingSource};
 pub use trainer::GpuTrainer;
+pub use tune::fastest;
 
 impl GpuContext {
     /// Records `dispatches` (step slot 0) into one encoder and submits it.

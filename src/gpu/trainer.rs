@@ -1,16 +1,18 @@
-//! `--device gpu`: the graph planned on the GPU. Everything is created here,
-//! once: the resident datasets, every activation, gradient, parameter and
-//! optimiser-state buffer, every pipeline's bind group. An epoch then only
-//! writes the order and the step slots, records steps (several per submit)
-//! and reads the metrics once.
+//! `--device gpu`: the graph planned on the GPU. Everything is created when
+//! the trainer is: the resident datasets, every activation, gradient,
+//! parameter and optimiser-state buffer, every launch (recorded by the
+//! planner, `planner.rs`). An epoch then only writes the order and the step
+//! slots, records steps (several per submit) and reads the metrics once.
 
 use super::kernel::{Binding, Dispatch, StepSlots};
-use super::launch::{MatmulForm, MatmulShape, METRICS_WORDS};
+use super::planner::{Activations, Planner};
 use super::timing::{GpuTimer, TimingSource};
 use super::{GpuContext, Kernels};
-use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer, Progress, Update};
+use crate::backend::{Backend, EpochPlan, EpochStats, OnUpdate, Optimizer, Update};
 use crate::data::Dataset;
-use crate::graph::{Activation, Graph, Node};
+use crate::graph::Graph;
+use crate::ops::softmax_xent::METRICS_WORDS;
+use crate::ops::Mode;
 use anyhow::{bail, ensure, Result};
 
 /// Steps recorded into one command buffer before it is submitted.
@@ -54,57 +56,6 @@ impl ResidentSplit {
     }
 }
 
-/// Per-node activation buffers of one batch.
-struct Activations {
-    x: wgpu::Buffer,
-    labels: wgpu::Buffer,
-    /// outputs[i]: node i's output; deltas[i]: the loss gradient with
-    /// respect to it (then, in place, to its pre-activation).
-    outputs: Vec<wgpu::Buffer>,
-    deltas: Vec<wgpu::Buffer>,
-    /// The winners of each max-pool node (a placeholder elsewhere).
-    argmax: Vec<wgpu::Buffer>,
-}
-
-impl Activations {
-    fn new(ctx: &GpuContext, graph: &Graph, batch: usize) -> Activations {
-        let per_node = |prefix: &str| -> Vec<wgpu::Buffer> {
-            graph
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| ctx.storage_zeroed(&format!("{prefix}{i}"), batch * n.output_len()))
-                .collect()
-        };
-        Activations {
-            x: ctx.storage_zeroed("batch x", batch * graph.input_size()),
-            labels: ctx.storage_zeroed("batch labels", batch),
-            outputs: per_node("y"),
-            deltas: per_node("dy"),
-            argmax: graph
-                .nodes
-                .iter()
-                .enumerate()
-                .map(|(i, n)| match n {
-                    Node::MaxPool(_) => {
-                        ctx.storage_zeroed(&format!("argmax{i}"), batch * n.output_len())
-                    }
-                    _ => ctx.storage_zeroed("unused argmax", 1),
-                })
-                .collect(),
-        }
-    }
-
-    /// Node i's input: the batch or the previous node's output.
-    fn input(&self, i: usize) -> &wgpu::Buffer {
-        if i == 0 {
-            &self.x
-        } else {
-            &self.outputs[i - 1]
-        }
-    }
-}
-
 pub struct GpuTrainer {
     ctx: GpuContext,
     kernels: Kernels,
@@ -112,32 +63,31 @@ pub struct GpuTrainer {
     batch: usize,
     params: wgpu::Buffer,
     grads: wgpu::Buffer,
+    /// Non-trainable buffers (running statistics; layout `Graph::buffers`).
+    buffers: wgpu::Buffer,
     /// Velocity (SGD) or the first and second moments (Adam).
     state: Vec<wgpu::Buffer>,
     acts: Activations,
-    /// ∂objective/∂x for `input_gradient`.
-    input_grad: wgpu::Buffer,
     train: ResidentSplit,
     test: ResidentSplit,
     train_step: Vec<Dispatch>,
     eval_step: Vec<Dispatch>,
-    /// The forward pass alone, from whatever `acts.x` holds.
+    /// The forward pass alone (evaluation mode), from whatever `acts.x` holds.
     infer_step: Vec<Dispatch>,
     /// Backward passes from a node to the input, made on first use.
     input_grad_steps: std::collections::HashMap<usize, Vec<Dispatch>>,
 }
 
-/// Records the gather of a batch of `split`, the forward pass, then the loss.
-fn forward_dispatches(
+/// Records the gather of a batch of `split` into `acts.x`.
+fn gather(
     ctx: &GpuContext,
     kernels: &Kernels,
     graph: &Graph,
     batch: usize,
-    params: &wgpu::Buffer,
     acts: &Activations,
     split: &ResidentSplit,
-) -> Vec<Dispatch> {
-    let mut list = vec![kernels.gather(
+) -> Dispatch {
+    kernels.gather(
         ctx,
         &split.steps.buffer,
         graph.input_size(),
@@ -147,10 +97,21 @@ fn forward_dispatches(
         Binding::whole(&split.order),
         Binding::whole(&acts.x),
         Binding::whole(&acts.labels),
-    )];
-    list.extend(node_dispatches(ctx, kernels, graph, batch, params, acts));
+    )
+}
+
+/// Records the loss of the batch of `split` and its gradient with respect
+/// to the logits.
+fn loss(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    graph: &Graph,
+    batch: usize,
+    acts: &Activations,
+    split: &ResidentSplit,
+) -> Dispatch {
     let last = graph.nodes.len() - 1;
-    list.push(kernels.softmax_xent(
+    kernels.softmax_xent(
         ctx,
         &split.steps.buffer,
         batch,
@@ -159,187 +120,7 @@ fn forward_dispatches(
         Binding::whole(&acts.labels),
         Binding::whole(&acts.deltas[last]),
         Binding::whole(&split.metrics),
-    ));
-    list
-}
-
-/// Records the forward pass of every node, from the batch in `acts.x`.
-fn node_dispatches(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    graph: &Graph,
-    batch: usize,
-    params: &wgpu::Buffer,
-    acts: &Activations,
-) -> Vec<Dispatch> {
-    let param = |idx: usize| {
-        let info = &graph.params[idx];
-        Binding::range(params, info.offset, info.len())
-    };
-    let mut list = Vec::new();
-    for (i, node) in graph.nodes.iter().enumerate() {
-        let input = Binding::whole(acts.input(i));
-        let output = Binding::whole(&acts.outputs[i]);
-        list.push(match node {
-            Node::Dense(d) => kernels.matmul(
-                ctx,
-                MatmulForm::NT,
-                MatmulShape {
-                    m: batch,
-                    n: d.outputs,
-                    k: d.inputs,
-                },
-                input,
-                param(d.weight),
-                Some(param(d.bias)),
-                d.activation,
-                output,
-            ),
-            Node::Conv(c) => {
-                kernels.conv2d_forward(ctx, c, batch, input, param(c.weight), param(c.bias), output)
-            }
-            Node::MaxPool(p) => kernels.maxpool_forward(
-                ctx,
-                p,
-                batch,
-                input,
-                output,
-                Binding::whole(&acts.argmax[i]),
-            ),
-        });
-    }
-    list
-}
-
-/// Where a backward pass starts and what it produces.
-struct BackwardFrom<'a> {
-    /// The node whose `deltas` buffer holds the seed gradient.
-    node: usize,
-    /// The seed is the gradient with respect to the node's pre-activation
-    /// (so its activation's derivative is not applied); otherwise with
-    /// respect to its output.
-    pre_activation: bool,
-    /// Where the gradient with respect to the input batch goes, if wanted.
-    input_grad: Option<&'a wgpu::Buffer>,
-}
-
-/// Records the backward pass from `from.node` down to the first node,
-/// writing every parameter gradient on the way into `grads`.
-#[allow(clippy::too_many_arguments)]
-fn backward_dispatches(
-    ctx: &GpuContext,
-    kernels: &Kernels,
-    graph: &Graph,
-    batch: usize,
-    params: &wgpu::Buffer,
-    grads: &wgpu::Buffer,
-    acts: &Activations,
-    from: BackwardFrom,
-) -> Vec<Dispatch> {
-    let range = |buf, idx: usize| {
-        let info = &graph.params[idx];
-        Binding::range(buf, info.offset, info.len())
-    };
-    let mut list = Vec::new();
-    for (i, node) in graph.nodes.iter().enumerate().take(from.node + 1).rev() {
-        let input = Binding::whole(acts.input(i));
-        let delta = Binding::whole(&acts.deltas[i]);
-        let activation = match node {
-            Node::Dense(_) | Node::Conv(_) if i == from.node && from.pre_activation => {
-                Activation::Identity
-            }
-            Node::Dense(d) => d.activation,
-            Node::Conv(c) => c.activation,
-            Node::MaxPool(_) => Activation::Identity,
-        };
-        if activation != Activation::Identity {
-            // dz = dy ⊙ f'(y), in place
-            list.push(kernels.activation_backward(
-                ctx,
-                activation,
-                batch * node.output_len(),
-                Binding::whole(&acts.outputs[i]),
-                delta,
-            ));
-        }
-        let dx = if i > 0 {
-            Some(Binding::whole(&acts.deltas[i - 1]))
-        } else {
-            from.input_grad.map(Binding::whole)
-        };
-        match node {
-            Node::Dense(d) => {
-                // dW (out,in) = dzᵀ · x
-                list.push(kernels.matmul(
-                    ctx,
-                    MatmulForm::TN,
-                    MatmulShape {
-                        m: d.outputs,
-                        n: d.inputs,
-                        k: batch,
-                    },
-                    delta,
-                    input,
-                    None,
-                    Activation::Identity,
-                    range(grads, d.weight),
-                ));
-                // db = Σ_rows dz
-                list.push(kernels.bias_grad(ctx, batch, d.outputs, delta, range(grads, d.bias)));
-                // dx (batch,in) = dz · W
-                if let Some(dx) = dx {
-                    list.push(kernels.matmul(
-                        ctx,
-                        MatmulForm::NN,
-                        MatmulShape {
-                            m: batch,
-                            n: d.inputs,
-                            k: d.outputs,
-                        },
-                        delta,
-                        range(params, d.weight),
-                        None,
-                        Activation::Identity,
-                        dx,
-                    ));
-                }
-            }
-            Node::Conv(c) => {
-                list.push(kernels.conv2d_backward_weight(
-                    ctx,
-                    c,
-                    batch,
-                    delta,
-                    input,
-                    range(grads, c.weight),
-                ));
-                list.push(kernels.conv2d_backward_bias(ctx, c, batch, delta, range(grads, c.bias)));
-                if let Some(dx) = dx {
-                    list.push(kernels.conv2d_backward_input(
-                        ctx,
-                        c,
-                        batch,
-                        delta,
-                        range(params, c.weight),
-                        dx,
-                    ));
-                }
-            }
-            Node::MaxPool(p) => {
-                if let Some(dx) = dx {
-                    list.push(kernels.maxpool_backward(
-                        ctx,
-                        p,
-                        batch,
-                        delta,
-                        Binding::whole(&acts.argmax[i]),
-                        dx,
-                    ));
-                }
-            }
-        }
-    }
-    list
+    )
 }
 
 impl GpuTrainer {
@@ -377,28 +158,28 @@ impl GpuTrainer {
         let state: Vec<wgpu::Buffer> = (0..optimizer.state_vectors())
             .map(|i| ctx.storage_zeroed(&format!("optimizer state {i}"), graph.param_len))
             .collect();
+        let buffers = ctx.storage_init("buffers", &graph.init_buffers());
         let acts = Activations::new(&ctx, graph, batch);
-
-        let infer_step = node_dispatches(&ctx, &kernels, graph, batch, &params, &acts);
-        let eval_step =
-            forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &test_split);
-        let mut train_step =
-            forward_dispatches(&ctx, &kernels, graph, batch, &params, &acts, &train_split);
-        let last = graph.nodes.len() - 1;
-        train_step.extend(backward_dispatches(
-            &ctx,
-            &kernels,
+        let planner = Planner {
+            ctx: &ctx,
+            kernels: &kernels,
             graph,
             batch,
-            &params,
-            &grads,
-            &acts,
-            BackwardFrom {
-                node: last,
-                pre_activation: false,
-                input_grad: None,
-            },
-        ));
+            params: &params,
+            grads: &grads,
+            buffers: &buffers,
+            acts: &acts,
+        };
+
+        let infer_step = planner.forward(Mode::Eval);
+        let mut eval_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &test_split)];
+        eval_step.extend(infer_step.iter().cloned());
+        eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split));
+        let mut train_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &train_split)];
+        train_step.extend(planner.forward(Mode::Train));
+        train_step.push(loss(&ctx, &kernels, graph, batch, &acts, &train_split));
+        let last = graph.nodes.len() - 1;
+        train_step.extend(planner.backward(last, false, false));
         let state_bindings: Vec<Binding> = state.iter().map(Binding::whole).collect();
         train_step.push(kernels.optimizer_update(
             &ctx,
@@ -416,8 +197,8 @@ impl GpuTrainer {
             graph: graph.clone(),
             params,
             grads,
+            buffers,
             state,
-            input_grad: ctx.storage_zeroed("input grad", batch * graph.input_size()),
             acts,
             kernels,
             train: train_split,
@@ -447,9 +228,6 @@ impl GpuTrainer {
 
     /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
     /// reporting progress as submissions complete, and reads the metrics
-    /// once — or also every `report_every` steps when asked to.
-    /// Runs every step of an epoch over `split`, STEPS_PER_SUBMIT per submit,
-    /// reporting progress as submissions complete, and reads the metrics
     /// once — and also, when asked, the running sums every `report_every`
     /// steps and the first layer's weights every `snapshot_every` steps
     /// (each such stop is a read-back that waits for the GPU).
@@ -458,7 +236,7 @@ impl GpuTrainer {
         training: bool,
         report_every: usize,
         snapshot_every: usize,
-        progress: Progress,
+        progress: OnUpdate,
     ) -> Result<EpochStats> {
         let (split, step) = if training {
             (&self.train, &self.train_step)
@@ -592,7 +370,7 @@ impl Backend for GpuTrainer {
         self.ctx.describe()
     }
 
-    fn train_epoch(&mut self, plan: EpochPlan, progress: Progress) -> Result<EpochStats> {
+    fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats> {
         ensure!(
             plan.order.len() == self.train.len,
             "the order must cover the training set"
@@ -614,7 +392,7 @@ impl Backend for GpuTrainer {
         self.run_epoch(true, plan.report_every, plan.snapshot_every, progress)
     }
 
-    fn evaluate(&mut self, progress: Progress) -> Result<EpochStats> {
+    fn evaluate(&mut self, progress: OnUpdate) -> Result<EpochStats> {
         self.run_epoch(false, 0, 0, progress)
     }
 
@@ -645,6 +423,26 @@ impl Backend for GpuTrainer {
             self.ctx
                 .queue
                 .write_buffer(buf, 0, bytemuck::cast_slice(values));
+        }
+        self.ctx.wait()
+    }
+
+    fn buffers(&self) -> Result<Vec<f32>> {
+        self.ctx.read(&self.buffers, 0, self.graph.buffer_len)
+    }
+
+    fn load_buffers(&mut self, buffers: &[f32]) -> Result<()> {
+        if buffers.len() != self.graph.buffer_len {
+            bail!(
+                "the saved buffers hold {} values, this model {}",
+                buffers.len(),
+                self.graph.buffer_len
+            );
+        }
+        if !buffers.is_empty() {
+            self.ctx
+                .queue
+                .write_buffer(&self.buffers, 0, bytemuck::cast_slice(buffers));
         }
         self.ctx.wait()
     }
@@ -692,20 +490,17 @@ impl Backend for GpuTrainer {
             "input_gradient: wrong lengths"
         );
         if !self.input_grad_steps.contains_key(&node) {
-            let steps = backward_dispatches(
-                &self.ctx,
-                &self.kernels,
-                &self.graph,
-                self.batch,
-                &self.params,
-                &self.grads,
-                &self.acts,
-                BackwardFrom {
-                    node,
-                    pre_activation: true,
-                    input_grad: Some(&self.input_grad),
-                },
-            );
+            let steps = Planner {
+                ctx: &self.ctx,
+                kernels: &self.kernels,
+                graph: &self.graph,
+                batch: self.batch,
+                params: &self.params,
+                grads: &self.grads,
+                buffers: &self.buffers,
+                acts: &self.acts,
+            }
+            .backward(node, true, true);
             self.input_grad_steps.insert(node, steps);
         }
         self.write_batch(x)?;
@@ -724,6 +519,6 @@ impl Backend for GpuTrainer {
             .queue
             .write_buffer(&self.acts.deltas[node], 0, bytemuck::cast_slice(&padded));
         self.ctx.run(&self.input_grad_steps[&node]);
-        self.ctx.read(&self.input_grad, 0, rows * size)
+        self.ctx.read(&self.acts.input_grad, 0, rows * size)
     }
 }

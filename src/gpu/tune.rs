@@ -1,10 +1,10 @@
-//! Choosing between kernel versions by measuring them where they will run:
-//! the speed issue's "keep the faster per shape". The versions a choice is
-//! made between compute the same values (the tests hold them to that), so
-//! the choice changes only the time a step takes.
+//! Choosing between kernel versions by measuring them where they will run,
+//! keeping the faster per shape. The versions a choice is made between
+//! compute the same values (the tests hold them to that), so the choice
+//! changes only the time a step takes. The conv passes choose through
+//! `ops::conv2d::fastest_conv`.
 
 use super::kernel::Dispatch;
-use super::launch::{ConvPass, ConvVersion};
 use super::timing::GpuTimer;
 use super::GpuContext;
 
@@ -15,7 +15,7 @@ const RUNS: usize = 3;
 /// the buffers they will run on: each is run once to warm up (the driver
 /// may compile on first use) and then timed `RUNS` times. If the device
 /// fails to time them, the first candidate is kept.
-fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
+pub fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
     let timer = GpuTimer::new(ctx);
     let best_time = |d: &Dispatch| -> f64 {
         let one = std::slice::from_ref(d);
@@ -34,15 +34,4 @@ fn fastest(ctx: &GpuContext, candidates: Vec<Dispatch>) -> Dispatch {
         .into_iter()
         .nth(best)
         .expect("at least one candidate")
-}
-
-/// The fastest of `launch(version)` over every conv version the device has
-/// for `pass`.
-pub fn fastest_conv(
-    ctx: &GpuContext,
-    pass: ConvPass,
-    launch: impl Fn(ConvVersion) -> Dispatch,
-) -> Dispatch {
-    let versions = ConvVersion::available(ctx, pass);
-    fastest(ctx, versions.into_iter().map(launch).collect())
 }

@@ -5,9 +5,11 @@
 //! activations for PCA. Runs on whichever backend it is given.
 
 use crate::backend::Backend;
-use crate::cpu::ops;
 use crate::data::Dataset;
-use crate::graph::{Activation, Graph, Node};
+use crate::graph::{Activation, Graph};
+use crate::ops::conv2d::Conv2d;
+use crate::ops::dense::Dense;
+use crate::ops::softmax_xent::reference as ops;
 use anyhow::{bail, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,37 +37,23 @@ pub struct LayerInfo {
     pub activation: Activation,
 }
 
-/// The dense and conv layers of a graph, with their spec positions.
+/// The nodes with units to study (dense and conv layers), with their spec
+/// positions.
 pub fn layers(graph: &Graph) -> Vec<LayerInfo> {
-    let mut out = Vec::new();
-    let mut node = 0;
-    for (spec_index, layer) in graph.spec.layers.iter().enumerate() {
-        if matches!(layer, crate::spec::LayerSpec::Act(_)) {
-            continue;
-        }
-        let (units, activation) = match &graph.nodes[node] {
-            Node::Dense(d) => (d.outputs, d.activation),
-            Node::Conv(c) => (c.output.c, c.activation),
-            Node::MaxPool(_) => {
-                node += 1;
-                continue;
-            }
-        };
-        let act = if activation == Activation::Identity {
-            String::new()
-        } else {
-            format!(", {}", activation.name())
-        };
-        out.push(LayerInfo {
-            node,
-            spec_index,
-            label: format!("layers.{spec_index} ({layer}{act})"),
-            units,
-            activation,
-        });
-        node += 1;
-    }
-    out
+    graph
+        .nodes
+        .iter()
+        .enumerate()
+        .filter_map(|(node, n)| {
+            Some(LayerInfo {
+                node,
+                spec_index: n.spec_index,
+                label: n.label(),
+                units: n.op.units()?,
+                activation: n.op.activation(),
+            })
+        })
+        .collect()
 }
 
 /// Per-class statistics of one layer's units over a data set.
@@ -205,10 +193,13 @@ pub fn unit_stats(
 /// The k incoming weights of largest magnitude of each output class:
 /// (input unit, weight) per class, strongest first.
 pub fn top_output_weights(graph: &Graph, params: &[f32], k: usize) -> Vec<Vec<(usize, f32)>> {
-    let Some(Node::Dense(d)) = graph.nodes.last() else {
+    let Some(last) = graph.nodes.last() else {
         return Vec::new();
     };
-    let w = &params[graph.params[d.weight].range()];
+    let Some(d) = last.op.as_any().downcast_ref::<Dense>() else {
+        return Vec::new();
+    };
+    let w = &params[graph.params[last.params[0]].range()];
     (0..d.outputs)
         .map(|c| {
             let row = &w[c * d.inputs..(c + 1) * d.inputs];
@@ -224,8 +215,9 @@ pub fn top_output_weights(graph: &Graph, params: &[f32], k: usize) -> Vec<Vec<(u
 /// rolled back into the input's h×w, or each conv filter's k×k (first input
 /// channel). Returns (width, height, values) per unit.
 pub fn first_layer_templates(graph: &Graph, weights: &[f32]) -> Vec<(usize, usize, Vec<f32>)> {
-    match &graph.nodes[0] {
-        Node::Dense(d) => weights
+    let first = graph.nodes[0].op.as_any();
+    if let Some(d) = first.downcast_ref::<Dense>() {
+        weights
             .chunks(d.inputs)
             .map(|row| {
                 (
@@ -234,15 +226,15 @@ pub fn first_layer_templates(graph: &Graph, weights: &[f32]) -> Vec<(usize, usiz
                     row[..graph.input.h * graph.input.w].to_vec(),
                 )
             })
-            .collect(),
-        Node::Conv(c) => {
-            let per_filter = c.input.c * c.kernel * c.kernel;
-            weights
-                .chunks(per_filter)
-                .map(|f| (c.kernel, c.kernel, f[..c.kernel * c.kernel].to_vec()))
-                .collect()
-        }
-        Node::MaxPool(_) => Vec::new(),
+            .collect()
+    } else if let Some(c) = first.downcast_ref::<Conv2d>() {
+        let per_filter = c.input.c * c.kernel * c.kernel;
+        weights
+            .chunks(per_filter)
+            .map(|f| (c.kernel, c.kernel, f[..c.kernel * c.kernel].to_vec()))
+            .collect()
+    } else {
+        Vec::new()
     }
 }
 
@@ -337,11 +329,7 @@ pub fn maximise(
     settings: &AscentSettings,
 ) -> Result<Vec<Maximised>> {
     let out_len = graph.nodes[node].output_len();
-    let channels = match &graph.nodes[node] {
-        Node::Conv(c) => c.output.c,
-        Node::Dense(d) => d.outputs,
-        Node::MaxPool(p) => p.output.c,
-    };
+    let channels = graph.nodes[node].op.output().c;
     let positions = out_len / channels;
     if let Some(&bad) = units.iter().find(|&&u| u >= channels) {
         bail!("unit {bad} does not exist: that layer has {channels} units");

@@ -8,9 +8,9 @@ use super::pca;
 use super::render::{self, GridOptions, Tile};
 use crate::backend::Backend;
 use crate::data::{load_mnist, Dataset, Split};
-use crate::graph::Node;
 use crate::infer;
 use crate::model_file::{self, SavedModel};
+use crate::ops::conv2d::Conv2d;
 use crate::train::DeviceChoice;
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
@@ -135,7 +135,7 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
         .iter()
         .map(|(w, h, v)| tile(*w, *h, v))
         .collect::<Result<_>>()?;
-    let is_conv = matches!(graph.nodes[0], Node::Conv(_));
+    let is_conv = graph.nodes[0].op.as_any().is::<Conv2d>();
     let zoom = if is_conv { 16 } else { 4 };
     let captions: Vec<String> = (0..template_tiles.len()).map(|u| u.to_string()).collect();
     let opts = GridOptions {

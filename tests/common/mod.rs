@@ -47,3 +47,21 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 pub fn mnist_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist")
 }
+
+/// The CPU references of the matrix and elementwise ops, under the one name
+/// the tests call them by.
+#[allow(unused_imports)]
+pub mod ops {
+    pub use gpunet::ops::activation::reference::*;
+    pub use gpunet::ops::dense::reference::*;
+    pub use gpunet::ops::gather::reference::*;
+    pub use gpunet::ops::matmul::reference::*;
+    pub use gpunet::ops::softmax_xent::reference::*;
+}
+
+/// The CPU references of convolution and pooling.
+#[allow(unused_imports)]
+pub mod conv {
+    pub use gpunet::ops::conv2d::reference::*;
+    pub use gpunet::ops::pool::reference::*;
+}

@@ -1,6 +1,6 @@
-// matmul_subgroup.wgsl — version 4 of C = op(A) · op(B), for adapters that
+// software/matmul_subgroup.wgsl — version 4 of C = op(A) · op(B), for adapters that
 // run on the CPU and have subgroups of 8 lanes (lavapipe). Compiled after
-// matmul.wgsl, whose parameters, a_at and epilogue it uses, and only where
+// matmul.wgsl and matmul_registers.wgsl, whose parameters, a_at and epilogue it uses, and only where
 // the device has subgroup operations.
 //
 // Why: lavapipe runs each subgroup as one 8-wide SIMD register, but loads
@@ -17,7 +17,7 @@
 //
 // The vec4 loads need the dimension they run along to be a multiple of 4:
 // n for A·B and Aᵀ·B (rows of B), k for A·Bᵀ (rows of A and of B, read 4 k
-// at a time). Other shapes run version 3 (see launch.rs).
+// at a time). Other shapes run version 3 (see src/ops/matmul/launch.rs).
 //
 // Rows and columns past the edge are clamped onto the last ones, as in
 // version 3, so every lane runs every iteration (subgroupBroadcast needs the

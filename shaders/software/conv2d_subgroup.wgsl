@@ -1,4 +1,4 @@
-// conv2d_subgroup.wgsl — the subgroup version (ConvVersion::Subgroup) of
+// software/conv2d_subgroup.wgsl — the subgroup version (ConvVersion::Subgroup) of
 // conv2d's forward and backward-to-input passes, for adapters that run on
 // the CPU and have subgroups of 8 lanes (lavapipe). Compiled after conv2d.wgsl, whose parameters, bindings and
 // helpers it uses, and only where the device has subgroup operations.
