@@ -8,7 +8,7 @@ mod common;
 
 use common::mnist_dir;
 use gpunet::backend::Optimizer;
-use gpunet::cpu::optim::AdamConfig;
+use gpunet::ops::optim::AdamConfig;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
 use gpunet::train::{train, DeviceChoice, EpochReport, TrainConfig};

@@ -1,0 +1,395 @@
+//! Every layer op through the one trait the engine uses, in the spirit of
+//! tinygrad's `helper_test_op`: `check_op` gives an op random inputs,
+//! parameters and output gradient, and checks
+//!   1. its CPU backward against central finite differences of its CPU
+//!      forward (every input and parameter gradient), and
+//!   2. its GPU forward and backward against the CPU ones, where an
+//!      adapter exists.
+//!
+//! A new op's test is then one call per shape.
+//!
+//! Tolerances. Finite differences: f32 with h = 1e-2 on values of order 1,
+//! as in gradients.rs (2e-3 + 2e-2·|g|); coordinates whose ±h probes change
+//! a ReLU's sign or a pool's winner straddle a kink and are skipped, and
+//! at most 40 coordinates per tensor are probed to keep the test fast.
+//! GPU against CPU: sums over up to `fan_in` products of values in [-1, 1]
+//! rounded differently, 1e-5·(fan_in + 1) absolute and 1e-4 relative.
+
+mod common;
+
+use common::{assert_close, gpu, random_vec, rng};
+use gpunet::gpu::{Binding, GpuContext, Kernels};
+use gpunet::graph::Shape;
+use gpunet::ops::activation::ActivationOp;
+use gpunet::ops::add::Add;
+use gpunet::ops::conv2d::Conv2d;
+use gpunet::ops::dense::Dense;
+use gpunet::ops::pool::MaxPool;
+use gpunet::ops::{
+    Activation, CpuBackward, CpuForward, Dtype, GpuBackward, GpuForward, Mode, Op, Saved,
+};
+use rand_chacha::ChaCha8Rng;
+
+const H: f32 = 1e-2;
+const PROBES: usize = 40;
+
+/// An op's tensors for one check, all on the CPU.
+struct Case {
+    rows: usize,
+    inputs: Vec<Vec<f32>>,
+    params: Vec<Vec<f32>>,
+    grad_output: Vec<f32>,
+}
+
+/// The CPU forward: output and saved tensors.
+fn forward(
+    op: &dyn Op,
+    rows: usize,
+    inputs: &[Vec<f32>],
+    params: &[Vec<f32>],
+) -> (Vec<f32>, Vec<Saved>) {
+    let mut output = vec![0.0; rows * op.output().len()];
+    let mut saved: Vec<Saved> = op.saved().iter().map(|d| Saved::zeros(d, rows)).collect();
+    op.forward_cpu(CpuForward {
+        mode: Mode::Train,
+        rows,
+        inputs: inputs.iter().map(Vec::as_slice).collect(),
+        params: params.iter().map(Vec::as_slice).collect(),
+        buffers: Vec::new(),
+        output: &mut output,
+        saved: &mut saved,
+    });
+    (output, saved)
+}
+
+/// What makes the loss non-smooth near a point: saved indices (a pool's
+/// winners) and the sign of every ReLU output.
+fn kinks(op: &dyn Op, output: &[f32], saved: &[Saved]) -> Vec<u32> {
+    let mut pattern: Vec<u32> = saved
+        .iter()
+        .flat_map(|s| match s {
+            Saved::U32(v) => v.clone(),
+            Saved::F32(_) => Vec::new(),
+        })
+        .collect();
+    if op.activation() == Activation::Relu || op.label() == "relu" {
+        pattern.extend(output.iter().map(|&y| u32::from(y > 0.0)));
+    }
+    pattern
+}
+
+/// The CPU backward: (parameter gradients, input gradients).
+fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let (output, saved) = forward(op, case.rows, &case.inputs, &case.params);
+    let mut grad_output = case.grad_output.clone();
+    let mut grad_params: Vec<Vec<f32>> = case
+        .params
+        .iter()
+        .map(|p| vec![f32::NAN; p.len()])
+        .collect();
+    let mut grad_inputs: Vec<Vec<f32>> = case
+        .inputs
+        .iter()
+        .map(|x| vec![f32::NAN; x.len()])
+        .collect();
+    op.backward_cpu(CpuBackward {
+        rows: case.rows,
+        inputs: case.inputs.iter().map(Vec::as_slice).collect(),
+        output: &output,
+        saved: &saved,
+        params: case.params.iter().map(Vec::as_slice).collect(),
+        grad_output: &mut grad_output,
+        skip_activation: false,
+        grad_params: grad_params.iter_mut().map(Vec::as_mut_slice).collect(),
+        grad_inputs: grad_inputs
+            .iter_mut()
+            .map(|g| Some(g.as_mut_slice()))
+            .collect(),
+    });
+    (grad_params, grad_inputs)
+}
+
+/// The loss Σ dy ⊙ op(...) with one tensor replaced, and the kinks there.
+type LossAt<'a> = dyn Fn(&[f32]) -> (f32, Vec<u32>) + 'a;
+
+/// Checks `analytic` (the gradient of Σ dy ⊙ op(...) with respect to one
+/// tensor) against central differences, through `loss_at(tensor)`.
+fn check_against_differences(what: &str, at: &[f32], analytic: &[f32], loss_at: &LossAt) -> usize {
+    let step = at.len().div_ceil(PROBES).max(1);
+    let mut probe = at.to_vec();
+    let mut checked = 0;
+    for i in (0..at.len()).step_by(step) {
+        probe[i] = at[i] + H;
+        let (up, up_kinks) = loss_at(&probe);
+        probe[i] = at[i] - H;
+        let (down, down_kinks) = loss_at(&probe);
+        probe[i] = at[i];
+        if up_kinks != down_kinks {
+            continue;
+        }
+        let numeric = (up - down) / (2.0 * H);
+        let tol = 2e-3 + 2e-2 * numeric.abs();
+        assert!(
+            (numeric - analytic[i]).abs() <= tol,
+            "{what}[{i}]: analytic {} vs numeric {numeric}",
+            analytic[i]
+        );
+        checked += 1;
+    }
+    checked
+}
+
+/// The reference against finite differences, for every input and parameter.
+fn check_reference(op: &dyn Op, case: &Case) {
+    let (grad_params, grad_inputs) = backward(op, case);
+    let loss = |inputs: &[Vec<f32>], params: &[Vec<f32>]| {
+        let (y, saved) = forward(op, case.rows, inputs, params);
+        let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
+        (l, kinks(op, &y, &saved))
+    };
+    let mut checked = 0;
+    let mut probed = 0;
+    for (k, grad) in grad_inputs.iter().enumerate() {
+        let at = |x: &[f32]| {
+            let mut inputs = case.inputs.clone();
+            inputs[k] = x.to_vec();
+            loss(&inputs, &case.params)
+        };
+        let what = format!("{}: d/d input {k}", op.label());
+        checked += check_against_differences(&what, &case.inputs[k], grad, &at);
+        probed += case.inputs[k].len().min(PROBES);
+    }
+    for (k, (grad, decl)) in grad_params.iter().zip(op.params()).enumerate() {
+        let at = |p: &[f32]| {
+            let mut params = case.params.clone();
+            params[k] = p.to_vec();
+            loss(&case.inputs, &params)
+        };
+        let what = format!("{}: d/d {}", op.label(), decl.name);
+        checked += check_against_differences(&what, &case.params[k], grad, &at);
+        probed += case.params[k].len().min(PROBES);
+    }
+    assert!(
+        checked * 2 >= probed,
+        "{}: only {checked} of {probed} probes were away from a kink",
+        op.label()
+    );
+}
+
+/// The GPU forward and backward against the CPU ones.
+fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_in: usize) {
+    let rows = case.rows;
+    let (want_y, _) = forward(op, rows, &case.inputs, &case.params);
+    let (want_grad_params, want_grad_inputs) = backward(op, case);
+
+    let inputs: Vec<wgpu::Buffer> = case
+        .inputs
+        .iter()
+        .map(|x| ctx.storage_init("x", x))
+        .collect();
+    let params: Vec<wgpu::Buffer> = case
+        .params
+        .iter()
+        .map(|p| ctx.storage_init("p", p))
+        .collect();
+    let output = ctx.storage_zeroed("y", want_y.len());
+    let saved: Vec<wgpu::Buffer> = op
+        .saved()
+        .iter()
+        .map(|d| {
+            assert!(
+                matches!(d.dtype, Dtype::F32 | Dtype::U32),
+                "4-byte elements"
+            );
+            ctx.storage_zeroed(d.name, rows * d.len)
+        })
+        .collect();
+    let grad_output = ctx.storage_init("dy", &case.grad_output);
+    let grad_params: Vec<wgpu::Buffer> = case
+        .params
+        .iter()
+        .map(|p| ctx.storage_zeroed("dp", p.len()))
+        .collect();
+    let grad_inputs: Vec<wgpu::Buffer> = case
+        .inputs
+        .iter()
+        .map(|x| ctx.storage_zeroed("dx", x.len()))
+        .collect();
+    fn whole(bufs: &[wgpu::Buffer]) -> Vec<Binding<'_>> {
+        bufs.iter().map(Binding::whole).collect()
+    }
+
+    let mut list = op.forward_gpu(GpuForward {
+        ctx,
+        kernels,
+        mode: Mode::Train,
+        batch: rows,
+        inputs: whole(&inputs),
+        params: whole(&params),
+        buffers: Vec::new(),
+        output: Binding::whole(&output),
+        saved: whole(&saved),
+    });
+    list.extend(
+        op.backward_gpu(GpuBackward {
+            ctx,
+            kernels,
+            batch: rows,
+            inputs: whole(&inputs),
+            output: Binding::whole(&output),
+            saved: whole(&saved),
+            params: whole(&params),
+            grad_output: Binding::whole(&grad_output),
+            skip_activation: false,
+            grad_params: whole(&grad_params),
+            grad_inputs: grad_inputs
+                .iter()
+                .map(|b| Some(Binding::whole(b)))
+                .collect(),
+        }),
+    );
+    ctx.run(&list);
+
+    let tol = 1e-5 * (fan_in as f32 + 1.0);
+    let label = op.label();
+    let got_y: Vec<f32> = ctx.read(&output, 0, want_y.len()).unwrap();
+    assert_close(&format!("{label}: GPU forward"), &got_y, &want_y, tol, 1e-4);
+    for (k, (buf, want)) in grad_params.iter().zip(&want_grad_params).enumerate() {
+        let got: Vec<f32> = ctx.read(buf, 0, want.len()).unwrap();
+        let what = format!("{label}: GPU d/d {}", op.params()[k].name);
+        assert_close(&what, &got, want, tol * rows as f32, 1e-4);
+    }
+    for (k, (buf, want)) in grad_inputs.iter().zip(&want_grad_inputs).enumerate() {
+        let got: Vec<f32> = ctx.read(buf, 0, want.len()).unwrap();
+        assert_close(
+            &format!("{label}: GPU d/d input {k}"),
+            &got,
+            want,
+            tol,
+            1e-4,
+        );
+    }
+}
+
+fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) -> Case {
+    Case {
+        rows,
+        inputs: input_shapes
+            .iter()
+            .map(|s| random_vec(rng, rows * s.len(), 1.0))
+            .collect(),
+        params: op
+            .params()
+            .iter()
+            .map(|d| random_vec(rng, d.shape.iter().product(), 0.5))
+            .collect(),
+        grad_output: random_vec(rng, rows * op.output().len(), 1.0),
+    }
+}
+
+/// Checks `op` on `rows` random examples of `input_shapes`: the reference
+/// against finite differences, then the GPU against the reference.
+/// `fan_in` bounds the products summed into one output (for the GPU
+/// tolerance).
+fn check_op(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize) {
+    let mut rng = rng(input_shapes.len() as u64 * 1000 + rows as u64);
+    let case = case(&mut rng, op, input_shapes, rows);
+    check_reference(op, &case);
+    if let Some(ctx) = gpu() {
+        let kernels = Kernels::new(&ctx);
+        check_gpu(&ctx, &kernels, op, &case, fan_in);
+    }
+}
+
+fn flat(n: usize) -> Shape {
+    Shape { c: n, h: 1, w: 1 }
+}
+
+const ACTIVATIONS: [Activation; 4] = [
+    Activation::Identity,
+    Activation::Relu,
+    Activation::Tanh,
+    Activation::Sigmoid,
+];
+
+#[test]
+fn dense() {
+    for act in ACTIVATIONS {
+        for (inputs, outputs, rows) in [(7, 5, 3), (65, 17, 2)] {
+            let op = Dense {
+                inputs,
+                outputs,
+                activation: act,
+            };
+            check_op(&op, &[flat(inputs)], rows, inputs);
+        }
+    }
+}
+
+#[test]
+fn conv2d() {
+    // (in_c, h, w, out_c, k, s, p, act): odd sizes, strides 1 and 2,
+    // paddings 0 to 2, channel counts past the implicit GEMM's blocks of 4
+    // and the weight gradient's block of 16.
+    for (in_c, h, w, out_c, k, s, p, act) in [
+        (1, 5, 5, 2, 3, 1, 1, Activation::Relu),
+        (3, 7, 6, 5, 3, 2, 0, Activation::Tanh),
+        (2, 6, 5, 17, 5, 2, 2, Activation::Sigmoid),
+        (5, 4, 4, 3, 1, 1, 0, Activation::Identity),
+    ] {
+        let op = Conv2d {
+            activation: act,
+            ..Conv2d::new(Shape { c: in_c, h, w }, out_c, k, s, p).unwrap()
+        };
+        check_op(&op, &[op.input], 2, in_c * k * k);
+    }
+}
+
+#[test]
+fn maxpool() {
+    for (c, h, w, size, stride) in [(2, 6, 6, 2, 2), (3, 7, 5, 3, 2), (1, 5, 5, 2, 1)] {
+        let op = MaxPool::new(Shape { c, h, w }, size, stride).unwrap();
+        check_op(&op, &[op.input], 2, 1);
+    }
+}
+
+#[test]
+fn standalone_activation() {
+    for act in ACTIVATIONS {
+        let shape = Shape { c: 3, h: 5, w: 7 };
+        check_op(&ActivationOp { shape, act }, &[shape], 2, 1);
+    }
+}
+
+#[test]
+fn add() {
+    let shape = Shape { c: 4, h: 3, w: 5 };
+    check_op(&Add { shape }, &[shape, shape], 3, 2);
+}
+
+#[test]
+fn a_wrong_gradient_is_caught() {
+    // The helper itself must fail on a wrong backward: a dense layer whose
+    // reference gradient is scaled by 2 here.
+    let op = Dense {
+        inputs: 4,
+        outputs: 3,
+        activation: Activation::Tanh,
+    };
+    let mut rng = rng(5);
+    let case = case(&mut rng, &op, &[flat(4)], 2);
+    let (mut grad_params, _) = backward(&op, &case);
+    for g in &mut grad_params[0] {
+        *g *= 2.0;
+    }
+    let loss = |w: &[f32]| {
+        let params = vec![w.to_vec(), case.params[1].clone()];
+        let (y, saved) = forward(&op, 2, &case.inputs, &params);
+        let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
+        (l, kinks(&op, &y, &saved))
+    };
+    let caught = std::panic::catch_unwind(|| {
+        check_against_differences("doubled dW", &case.params[0], &grad_params[0], &loss)
+    });
+    assert!(caught.is_err(), "a doubled gradient must fail the check");
+}
