@@ -148,6 +148,9 @@ pub struct Graph {
     /// Non-trainable buffers (running statistics), laid out like `params`.
     pub buffers: Vec<ParamInfo>,
     pub buffer_len: usize,
+    /// The run's seed, for ops that draw random numbers as they train
+    /// (dropout's masks); set by whoever starts the run.
+    pub seed: u64,
 }
 
 /// Builds a graph node by node; `Graph::new` drives it from a spec, tests
@@ -273,6 +276,7 @@ impl GraphBuilder {
             param_len: self.param_len,
             buffers: self.buffers,
             buffer_len: self.buffer_len,
+            seed: 0,
         };
         let reaches = graph.ancestors(graph.nodes.len() - 1);
         if let Some(dead) = reaches.iter().position(|r| !r) {

@@ -253,7 +253,8 @@ pub fn train(
         (None, Some(spec)) => spec.clone(),
         (None, None) => ModelSpec::parse("mlp")?,
     };
-    let graph = Graph::new(&spec, input, crate::data::NUM_CLASSES)?;
+    let mut graph = Graph::new(&spec, input, crate::data::NUM_CLASSES)?;
+    graph.seed = cfg.seed;
     let n_train = train_set.len();
     let n_test = test_set.len();
     writeln!(

@@ -248,7 +248,7 @@ fn check_graph(spec: &str, graph: &Graph, seed: u64) {
     let x = random_vec(&mut rng, rows * input.len(), 1.0);
     let labels: Vec<u32> = (0..rows).map(|_| rng.random_range(0..3)).collect();
     let mut grads = vec![0.0; graph.param_len];
-    let (_, _, fwd) = network::loss_and_grads(graph, &params, &mut [], &x, &labels, &mut grads);
+    let (_, _, fwd) = network::loss_and_grads(graph, &params, &mut [], &x, &labels, &mut grads, 0);
     let mut delta = vec![0.0; rows * 3];
     ops::softmax_xent(fwd.logits(), &labels, &mut delta, rows, 3);
     let mut scratch = vec![0.0; graph.param_len];
@@ -261,7 +261,8 @@ fn check_graph(spec: &str, graph: &Graph, seed: u64) {
     // (mean loss, active pattern) at perturbed parameters or input.
     let probe = |p: &[f32], x: &[f32]| {
         let mut scratch = vec![0.0; graph.param_len];
-        let (loss, _, fwd) = network::loss_and_grads(graph, p, &mut [], x, &labels, &mut scratch);
+        let (loss, _, fwd) =
+            network::loss_and_grads(graph, p, &mut [], x, &labels, &mut scratch, 0);
         (loss / rows as f32, active_pattern(graph, &fwd))
     };
     let mut checked = 0;
@@ -379,7 +380,7 @@ fn input_gradient_of_a_unit_is_the_derivative() {
         let len = graph.nodes[node].output_len();
         let mut seed = vec![0.0; len];
         seed[unit] = 1.0;
-        let fwd = network::forward(&graph, &params, &mut [], &x, 1, Mode::Eval);
+        let fwd = network::forward(&graph, &params, &mut [], &x, 1, Mode::Eval, 0);
         let mut grads = vec![0.0; graph.param_len];
         let dx = network::backward_from(
             &graph, &params, &x, &fwd, node, true, seed, &mut grads, true,
@@ -388,7 +389,7 @@ fn input_gradient_of_a_unit_is_the_derivative() {
         // The pre-activation: invert the node's activation at that unit.
         let pre = |x: &[f32]| {
             let y =
-                network::forward(&graph, &params, &mut [], x, 1, Mode::Eval).outputs[node][unit];
+                network::forward(&graph, &params, &mut [], x, 1, Mode::Eval, 0).outputs[node][unit];
             match node {
                 0 => y.atanh(),
                 1 => (y / (1.0 - y)).ln(),

@@ -53,6 +53,8 @@ fn forward(
     op.forward_cpu(CpuForward {
         mode: Mode::Train,
         rows,
+        step: 0,
+        seed: 0,
         inputs: inputs.iter().map(Vec::as_slice).collect(),
         params: params.iter().map(Vec::as_slice).collect(),
         buffers: Vec::new(),
@@ -201,7 +203,7 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
                 matches!(d.dtype, Dtype::F32 | Dtype::U32),
                 "4-byte elements"
             );
-            ctx.storage_zeroed(d.name, rows * d.len)
+            ctx.storage_zeroed(d.name, d.elements(rows))
         })
         .collect();
     let grad_output = ctx.storage_init("dy", &case.grad_output);
@@ -224,6 +226,8 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
         kernels,
         mode: Mode::Train,
         batch: rows,
+        steps: None,
+        seed: 0,
         inputs: whole(&inputs),
         params: whole(&params),
         buffers: Vec::new(),

@@ -31,7 +31,7 @@ impl Forward {
 
 /// Runs every node on x (rows, input_size) in `mode`; in training mode,
 /// nodes with running statistics update them in `buffers` (the layout of
-/// `Graph::buffers`).
+/// `Graph::buffers`), and `step` is the training step's number in the run.
 pub fn forward(
     graph: &Graph,
     params: &[f32],
@@ -39,6 +39,7 @@ pub fn forward(
     x: &[f32],
     rows: usize,
     mode: Mode,
+    step: u64,
 ) -> Forward {
     let mut fwd = Forward {
         rows,
@@ -56,6 +57,8 @@ pub fn forward(
         node.op.forward_cpu(CpuForward {
             mode,
             rows,
+            step,
+            seed: graph.seed,
             inputs: node.inputs.iter().map(|&v| fwd.value(x, v)).collect(),
             params: node
                 .params
@@ -158,7 +161,8 @@ pub fn backward_from(
 
 /// Mean cross-entropy loss over the batch and its gradient with respect to
 /// every parameter, written into `grads`, in training mode (so `buffers`
-/// take this batch's running statistics). Returns (Σ loss, correct, forward).
+/// take this batch's running statistics) at training step `step`.
+/// Returns (Σ loss, correct, forward).
 pub fn loss_and_grads(
     graph: &Graph,
     params: &[f32],
@@ -166,9 +170,10 @@ pub fn loss_and_grads(
     x: &[f32],
     labels: &[u32],
     grads: &mut [f32],
+    step: u64,
 ) -> (f32, u32, Forward) {
     let rows = labels.len();
-    let fwd = forward(graph, params, buffers, x, rows, Mode::Train);
+    let fwd = forward(graph, params, buffers, x, rows, Mode::Train, step);
     let mut delta = vec![0.0; rows * graph.classes()];
     let (loss_sum, correct) = softmax_xent(fwd.logits(), labels, &mut delta, rows, graph.classes());
     backward(graph, params, x, &fwd, delta, grads, false);

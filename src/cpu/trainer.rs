@@ -64,7 +64,7 @@ impl CpuTrainer {
     /// The forward pass in evaluation mode (running statistics untouched).
     fn forward(&mut self, x: &[f32], rows: usize) -> network::Forward {
         let buffers = &mut self.buffers;
-        network::forward(&self.graph, &self.params, buffers, x, rows, Mode::Eval)
+        network::forward(&self.graph, &self.params, buffers, x, rows, Mode::Eval, 0)
     }
 
     fn update(&mut self, lr: f32, step: usize) {
@@ -119,6 +119,7 @@ impl Backend for CpuTrainer {
                 &x,
                 &labels,
                 &mut self.grads,
+                (plan.first_step + step) as u64,
             );
             stats.loss_sum += f64::from(loss);
             stats.correct += u64::from(correct);

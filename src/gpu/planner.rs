@@ -57,7 +57,7 @@ impl Activations {
                     n.saved
                         .iter()
                         .map(|d| {
-                            ctx.storage_zeroed(&format!("{} {}", n.name, d.name), batch * d.len)
+                            ctx.storage_zeroed(&format!("{} {}", n.name, d.name), d.elements(batch))
                         })
                         .collect()
                 })
@@ -112,8 +112,9 @@ impl<'a> Planner<'a> {
             .collect()
     }
 
-    /// The forward pass of every node, from the batch in `acts.x`.
-    pub fn forward(&self, mode: Mode) -> Vec<Dispatch> {
+    /// The forward pass of every node, from the batch in `acts.x`; in
+    /// training, `steps` is the split's step slots.
+    pub fn forward(&self, mode: Mode, steps: Option<&wgpu::Buffer>) -> Vec<Dispatch> {
         let acts = self.acts;
         let mut list = Vec::new();
         for (i, node) in self.graph.nodes.iter().enumerate() {
@@ -123,6 +124,8 @@ impl<'a> Planner<'a> {
                     kernels: self.kernels,
                     mode,
                     batch: self.batch,
+                    steps,
+                    seed: self.graph.seed,
                     inputs: node
                         .inputs
                         .iter()

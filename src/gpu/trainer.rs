@@ -171,12 +171,12 @@ impl GpuTrainer {
             acts: &acts,
         };
 
-        let infer_step = planner.forward(Mode::Eval);
+        let infer_step = planner.forward(Mode::Eval, None);
         let mut eval_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &test_split)];
         eval_step.extend(infer_step.iter().cloned());
         eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split));
         let mut train_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &train_split)];
-        train_step.extend(planner.forward(Mode::Train));
+        train_step.extend(planner.forward(Mode::Train, Some(&train_split.steps.buffer)));
         train_step.push(loss(&ctx, &kernels, graph, batch, &acts, &train_split));
         let last = graph.nodes.len() - 1;
         train_step.extend(planner.backward(last, false, false));

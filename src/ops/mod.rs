@@ -65,12 +65,25 @@ pub enum Dtype {
 
 /// A tensor that a node's forward pass keeps for its backward pass, beside
 /// its inputs and its output (which every node may read): e.g. max-pool's
-/// winners. `len` counts elements per example.
+/// winners, or batch norm's per-channel statistics.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SavedDecl {
     pub name: &'static str,
+    /// Elements per example when `per_example`, else in all.
     pub len: usize,
+    pub per_example: bool,
     pub dtype: Dtype,
+}
+
+impl SavedDecl {
+    /// Elements for a batch of `rows`.
+    pub fn elements(&self, rows: usize) -> usize {
+        if self.per_example {
+            rows * self.len
+        } else {
+            self.len
+        }
+    }
 }
 
 /// A saved tensor on the CPU.
@@ -84,8 +97,8 @@ impl Saved {
     /// Zeros for `rows` examples of `decl`.
     pub fn zeros(decl: &SavedDecl, rows: usize) -> Saved {
         match decl.dtype {
-            Dtype::F32 => Saved::F32(vec![0.0; rows * decl.len]),
-            Dtype::U32 => Saved::U32(vec![0; rows * decl.len]),
+            Dtype::F32 => Saved::F32(vec![0.0; decl.elements(rows)]),
+            Dtype::U32 => Saved::U32(vec![0; decl.elements(rows)]),
         }
     }
 
@@ -119,10 +132,14 @@ impl Saved {
 }
 
 /// A node's forward pass on the CPU over `rows` examples. Slices are in the
-/// order the op declares them; `output` is (rows × output length).
+/// order the op declares them; `output` is (rows × output length). `step`
+/// (the training step's number in the whole run) and `seed` (the run's)
+/// let an op draw the same random numbers as its GPU version.
 pub struct CpuForward<'a> {
     pub mode: Mode,
     pub rows: usize,
+    pub step: u64,
+    pub seed: u64,
     pub inputs: Vec<&'a [f32]>,
     pub params: Vec<&'a [f32]>,
     pub buffers: Vec<&'a mut [f32]>,
@@ -149,11 +166,16 @@ pub struct CpuBackward<'a> {
 }
 
 /// A node's forward pass recorded on the GPU for a batch of `batch` rows.
+/// In training, `steps` is the split's step-slot buffer (bind it with
+/// `Binding::step`: the step's number in the run is its `global_step`);
+/// `seed` is the run's.
 pub struct GpuForward<'a> {
     pub ctx: &'a GpuContext,
     pub kernels: &'a Kernels,
     pub mode: Mode,
     pub batch: usize,
+    pub steps: Option<&'a wgpu::Buffer>,
+    pub seed: u64,
     pub inputs: Vec<Binding<'a>>,
     pub params: Vec<Binding<'a>>,
     pub buffers: Vec<Binding<'a>>,

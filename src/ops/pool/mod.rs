@@ -61,6 +61,7 @@ impl Op for MaxPool {
         vec![SavedDecl {
             name: "argmax",
             len: self.output.len(),
+            per_example: true,
             dtype: Dtype::U32,
         }]
     }
