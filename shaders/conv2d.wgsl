@@ -34,9 +34,10 @@
 // reduces over it with the same per-invocation stride and the same tree,
 // but for a block of 16 output channels × 4 taps of one kernel row at
 // once (64 sums per invocation, in 16 vec4s): each dy it loads feeds 4
-// products and each x 16. Taps past the kernel's width or in the padding
-// add dy × 0, which leaves a sum unchanged, so it still agrees with the
-// direct kernel bit for bit. The 64 trees run 16 at a time through
+// products and each x 16. Taps in the padding add dy × 0, which leaves a
+// sum unchanged, so it still agrees with the direct kernel bit for bit;
+// taps past the kernel's width (its last block of 4 may be partial) are
+// summed too but never stored. The 64 trees run 16 at a time through
 // partial16 (16 KB of workgroup memory).
 //
 // Adapters with subgroups of 8 also have conv2d_subgroup.wgsl's versions

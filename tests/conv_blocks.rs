@@ -33,10 +33,11 @@
 
 mod common;
 
+use common::conv;
 use common::{assert_close, gpu, random_vec, rng};
-use gpunet::cpu::conv;
 use gpunet::gpu::{Binding, ConvPass, ConvVersion, Dispatch, GpuContext, Kernels};
-use gpunet::graph::{Activation, Conv2d, Shape};
+use gpunet::graph::{Activation, Shape};
+use gpunet::ops::conv2d::Conv2d;
 
 /// One convolution to check: a batch of `input` images through a k×k
 /// kernel with the given stride and padding, `out_c` output channels.
@@ -85,8 +86,6 @@ impl Case {
             stride: self.stride,
             padding: self.padding,
             activation: self.activation,
-            weight: 0,
-            bias: 1,
         }
     }
 }
