@@ -16,6 +16,7 @@ fn train_epoch(c: &mut Criterion) {
     let sgd = Optimizer::Sgd {
         momentum: 0.9,
         weight_decay: 0.0,
+        nesterov: false,
     };
     // The CNN is ~70× the MLP's work per image: fewer images keep a sample short.
     for (model, images) in [("mlp", 2560), ("cnn", 256)] {

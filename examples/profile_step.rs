@@ -20,6 +20,7 @@ fn main() -> anyhow::Result<()> {
     let sgd = Optimizer::Sgd {
         momentum: 0.9,
         weight_decay: 0.0,
+        nesterov: false,
     };
     let trainer = GpuTrainer::new(ctx, &graph, batch, sgd, &graph.init_params(0), &data, &data)?;
     let (source, times) = trainer.time_dispatches(10)?;

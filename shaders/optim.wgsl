@@ -11,6 +11,7 @@
 //   sgd_momentum (PyTorch's form):  g = grad + weight_decay · θ
 //                                   v ← momentum · v + g
 //                                   θ ← θ − lr · v
+//                        Nesterov:  θ ← θ − lr · (g + momentum · v)
 //
 //   adam (t = global_step + 1):     Adam:  g = grad + weight_decay · θ
 //                                   AdamW: θ ← θ · (1 − lr · weight_decay), g = grad
@@ -22,7 +23,7 @@ struct SgdParams {
     len: u32,
     momentum: f32,
     weight_decay: f32,
-    _pad: u32,
+    nesterov: u32,
 }
 
 @group(0) @binding(0) var<uniform> step: StepInfo;
@@ -41,7 +42,8 @@ fn sgd_momentum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     let g = sgd_grads[i] + sgd_p.weight_decay * theta;
     let v = sgd_p.momentum * velocity[i] + g;
     velocity[i] = v;
-    sgd_params[i] = theta - step.lr * v;
+    let update = select(v, g + sgd_p.momentum * v, sgd_p.nesterov != 0u);
+    sgd_params[i] = theta - step.lr * update;
 }
 
 struct AdamParams {

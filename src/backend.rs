@@ -10,8 +10,13 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Optimizer {
-    /// SGD with momentum, PyTorch's form.
-    Sgd { momentum: f32, weight_decay: f32 },
+    /// SGD with momentum, PyTorch's form (Nesterov's when `nesterov`).
+    Sgd {
+        momentum: f32,
+        weight_decay: f32,
+        #[serde(default)]
+        nesterov: bool,
+    },
     /// Adam, or AdamW when `decoupled`.
     Adam(AdamConfig),
 }

@@ -82,6 +82,9 @@ pub struct TrainArgs {
     /// SGD momentum.
     #[arg(long, default_value_t = 0.9)]
     pub momentum: f32,
+    /// SGD with Nesterov momentum: θ ← θ − lr·(g + momentum·v).
+    #[arg(long)]
+    pub nesterov: bool,
     /// L2 penalty (sgd, adam: added to the gradient; adamw: decoupled, default 0.01).
     #[arg(long)]
     pub weight_decay: Option<f32>,
@@ -260,6 +263,7 @@ impl TrainArgs {
                 Optimizer::Sgd {
                     momentum: self.momentum,
                     weight_decay: self.weight_decay.unwrap_or(0.0),
+                    nesterov: self.nesterov,
                 },
                 self.lr.unwrap_or(0.1),
             ),

@@ -29,6 +29,7 @@ pub fn open_model(
     let sgd = Optimizer::Sgd {
         momentum: 0.0,
         weight_decay: 0.0,
+        nesterov: false,
     };
     open_backend(
         device,

@@ -25,6 +25,7 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         optimizer: Optimizer::Sgd {
             momentum: 0.9,
             weight_decay: 0.0,
+            nesterov: false,
         },
         lr: 0.1,
         schedule: ScheduleKind::Constant,

@@ -20,6 +20,7 @@ const MNIST: Shape = Shape { c: 1, h: 28, w: 28 };
 const SGD: Optimizer = Optimizer::Sgd {
     momentum: 0.9,
     weight_decay: 0.0,
+    nesterov: false,
 };
 
 fn train_model(spec: &str, path: &Path, snapshot_every: usize) {

@@ -340,9 +340,18 @@ fn check_optimizer(
                 Optimizer::Sgd {
                     momentum,
                     weight_decay,
+                    nesterov,
                 },
                 [v],
-            ) => optim::sgd_momentum(&mut params, &grads, v, lr, *momentum, *weight_decay),
+            ) => optim::sgd_momentum(
+                &mut params,
+                &grads,
+                v,
+                lr,
+                *momentum,
+                *weight_decay,
+                *nesterov,
+            ),
             (Optimizer::Adam(cfg), [m, v]) => optim::adam(
                 &mut params,
                 &grads,
@@ -388,11 +397,14 @@ fn sgd_momentum_matches_reference() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     for len in [4, 100, 70_004] {
-        let sgd = Optimizer::Sgd {
-            momentum: 0.9,
-            weight_decay: 1e-3,
-        };
-        check_optimizer(&ctx, &kernels, sgd, len, len as u64);
+        for nesterov in [false, true] {
+            let sgd = Optimizer::Sgd {
+                momentum: 0.9,
+                weight_decay: 1e-3,
+                nesterov,
+            };
+            check_optimizer(&ctx, &kernels, sgd, len, len as u64);
+        }
     }
 }
 

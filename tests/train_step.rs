@@ -21,6 +21,7 @@ use gpunet::spec::ModelSpec;
 const SGD: Optimizer = Optimizer::Sgd {
     momentum: 0.9,
     weight_decay: 1e-4,
+    nesterov: false,
 };
 
 fn adam(decoupled: bool) -> Optimizer {

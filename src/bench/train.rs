@@ -38,6 +38,7 @@ impl Model {
 const OPTIMIZER: Optimizer = Optimizer::Sgd {
     momentum: 0.9,
     weight_decay: 0.0,
+    nesterov: false,
 };
 const LEARNING_RATE: f32 = 0.01;
 

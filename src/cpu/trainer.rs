@@ -73,6 +73,7 @@ impl CpuTrainer {
                 Optimizer::Sgd {
                     momentum,
                     weight_decay,
+                    nesterov,
                 },
                 [velocity],
             ) => optim::sgd_momentum(
@@ -82,6 +83,7 @@ impl CpuTrainer {
                 lr,
                 *momentum,
                 *weight_decay,
+                *nesterov,
             ),
             (Optimizer::Adam(cfg), [m, v]) => optim::adam(
                 &mut self.params,

@@ -15,7 +15,7 @@ struct SgdParams {
     len: u32,
     momentum: f32,
     weight_decay: f32,
-    _pad: u32,
+    nesterov: u32,
 }
 
 #[repr(C)]
@@ -57,6 +57,7 @@ impl Kernels {
                 Optimizer::Sgd {
                     momentum,
                     weight_decay,
+                    nesterov,
                 },
                 [velocity],
             ) => {
@@ -66,7 +67,7 @@ impl Kernels {
                         len: len as u32,
                         momentum: *momentum,
                         weight_decay: *weight_decay,
-                        _pad: 0,
+                        nesterov: u32::from(*nesterov),
                     },
                 );
                 self.get(

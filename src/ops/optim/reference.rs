@@ -1,6 +1,7 @@
 //! Optimiser updates on the CPU: the reference for optim.wgsl.
 
-/// SGD with momentum, PyTorch's form: g = grad + wd·θ; v ← μ·v + g; θ ← θ − lr·v.
+/// SGD with momentum, PyTorch's form: g = grad + wd·θ; v ← μ·v + g;
+/// θ ← θ − lr·v, or with Nesterov momentum θ ← θ − lr·(g + μ·v).
 pub fn sgd_momentum(
     params: &mut [f32],
     grads: &[f32],
@@ -8,11 +9,13 @@ pub fn sgd_momentum(
     lr: f32,
     momentum: f32,
     weight_decay: f32,
+    nesterov: bool,
 ) {
     for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity.iter_mut()) {
         let g = g + weight_decay * *p;
         *v = momentum * *v + g;
-        *p -= lr * *v;
+        let update = if nesterov { g + momentum * *v } else { *v };
+        *p -= lr * update;
     }
 }
 
