@@ -86,6 +86,39 @@ pub fn best_adapter() -> Option<AdapterChoice> {
     list_adapters().into_iter().next()
 }
 
+impl AdapterChoice {
+    /// The best adapter, or an error saying why there is none (see
+    /// [`AdapterChoice::none_found`]).
+    pub fn best() -> Result<AdapterChoice> {
+        best_adapter().ok_or_else(|| anyhow!(AdapterChoice::none_found()))
+    }
+
+    /// Why `list_adapters` found nothing: `GPUNET_ADAPTER` matched none of
+    /// the adapters there are (named), or there are none, and how to get one.
+    pub fn none_found() -> String {
+        AdapterChoice::filter_mismatch().unwrap_or_else(|| NO_ADAPTER_HELP.into())
+    }
+
+    /// When `GPUNET_ADAPTER` is set, matches no adapter and there are
+    /// adapters: a message that says so and lists them.
+    pub fn filter_mismatch() -> Option<String> {
+        let wanted = std::env::var(ADAPTER_ENV).ok()?;
+        let mut all = adapters_of(wgpu::Backends::PRIMARY);
+        if all.is_empty() {
+            all = adapters_of(wgpu::Backends::SECONDARY);
+        }
+        if all.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = all.iter().map(|a| describe(&a.get_info())).collect();
+        Some(format!(
+            "{ADAPTER_ENV}={wanted:?} matched none of the GPU adapters: {}. \
+             Set it to part of one of these names, or unset it",
+            names.join("; ")
+        ))
+    }
+}
+
 /// One line describing an adapter: name, backend, kind.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     let kind = match info.device_type {
@@ -107,7 +140,7 @@ Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`), or train w
 impl GpuContext {
     /// Opens the best adapter (see `list_adapters`).
     pub fn new() -> Result<GpuContext> {
-        let choice = best_adapter().ok_or_else(|| anyhow!(NO_ADAPTER_HELP))?;
+        let choice = AdapterChoice::best()?;
         GpuContext::from_adapter(choice)
     }
 
