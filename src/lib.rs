@@ -12,6 +12,7 @@ pub mod graph;
 pub mod infer;
 pub mod inspect;
 pub mod model_file;
+pub mod output;
 pub mod plot;
 pub mod preprocess;
 pub mod schedule;
