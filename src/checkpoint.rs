@@ -25,7 +25,8 @@
 //! - [`load`]`(path)`: the tensors in file order (the order given to `save`),
 //!   bit for bit; the metadata including `gpunet.format`.
 //! - [`write_atomically`]`(path, bytes)`: the temp-file-and-rename write that
-//!   `save` uses, for other outputs (plots) that must never be half-written.
+//!   `save` uses, for other outputs (plots) that must never be half-written;
+//!   a device or pipe (`/dev/null`) is written in place, never replaced.
 
 use anyhow::{anyhow, bail, Context};
 use safetensors::tensor::{Metadata, TensorInfo};
@@ -244,9 +245,34 @@ fn describe_header_error(bytes: &[u8], error: SafeTensorError) -> String {
 /// all of `bytes`, never part of them, even if the process dies midway: the
 /// bytes go to `.<file name>.tmp-<pid>` in the same directory, are synced to
 /// disk, and the temporary file is renamed over `path` (and the directory
-/// synced, on Unix). On any error the temporary file is removed.
+/// synced, on Unix). On any error the temporary file is removed; stale ones
+/// that killed runs left beside `path` are removed first (see
+/// [`remove_stale_temps`]).
+///
+/// Only a regular file (or a new name) is replaced this way. A symbolic
+/// link is followed, so the link stays and its target gets the new bytes. A
+/// character device or a pipe (`/dev/null`, `/dev/stdout`) is written in
+/// place, never renamed over; a directory, block device or socket is refused.
+/// Every write error names `path`.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    let temp_path = temp_path_for(path)?;
+    match fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => {
+            bail!("cannot write {}: it is a directory", path.display())
+        }
+        Ok(meta) if !meta.is_file() => {
+            if let Some(kind) = unwritable_kind(&meta) {
+                bail!(
+                    "cannot write {}: it is {kind}, not a regular file",
+                    path.display()
+                );
+            }
+            return write_in_place(path, bytes);
+        }
+        _ => {}
+    }
+    let target = resolve_link(path);
+    remove_stale_temps(&target);
+    let temp_path = temp_path_for(&target)?;
     let write_temp = || -> std::io::Result<()> {
         let mut file = OpenOptions::new()
             .write(true)
@@ -264,7 +290,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
             temp_path.display()
         );
     }
-    if let Err(e) = fs::rename(&temp_path, path) {
+    if let Err(e) = fs::rename(&temp_path, &target) {
         let _ = fs::remove_file(&temp_path);
         bail!(
             "cannot write {} (renaming {} over it): {e}",
@@ -281,19 +307,110 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Writes `bytes` into an existing device or pipe, as `cat > path` would.
+fn write_in_place(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let write = || -> std::io::Result<()> {
+        let mut file = OpenOptions::new().write(true).open(path)?;
+        file.write_all(bytes)?;
+        file.flush()
+    };
+    write().map_err(|e| anyhow!("cannot write {}: {e}", path.display()))
+}
+
+/// What a non-regular file is when gpunet must not write to it: a block
+/// device (a disk) or a socket. None for character devices and pipes, which
+/// are written in place.
+pub(crate) fn unwritable_kind(meta: &fs::Metadata) -> Option<&'static str> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let kind = meta.file_type();
+        if kind.is_block_device() {
+            return Some("a block device");
+        }
+        if kind.is_socket() {
+            return Some("a socket");
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = meta;
+    None
+}
+
+/// The file a write to `path` should replace: the target of a symbolic link
+/// that points at an existing file, else `path` itself.
+pub(crate) fn resolve_link(path: &Path) -> PathBuf {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    match is_link {
+        true => fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()),
+        false => path.to_path_buf(),
+    }
+}
+
 /// `dir/.name.tmp-<pid>` for `dir/name` (`./.name.tmp-<pid>` for a bare name).
-fn temp_path_for(path: &Path) -> anyhow::Result<PathBuf> {
+pub(crate) fn temp_path_for(path: &Path) -> anyhow::Result<PathBuf> {
     let file_name = path
         .file_name()
         .ok_or_else(|| anyhow!("cannot write {}: not a file name", path.display()))?;
-    let dir = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
     let mut temp_name = std::ffi::OsString::from(".");
     temp_name.push(file_name);
     temp_name.push(format!(".tmp-{}", std::process::id()));
-    Ok(dir.join(temp_name))
+    Ok(directory_of(path).join(temp_name))
+}
+
+fn directory_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent,
+        _ => Path::new("."),
+    }
+}
+
+/// How long a temporary file must have been left alone before it counts as
+/// stale, even when its process is gone: a margin for a process that runs
+/// in another PID namespace on a shared directory.
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Removes the temporary files `.<name>.tmp-<pid>` beside `path` (`name`
+/// its file name) that a killed gpunet left: regular files of exactly that
+/// name whose process no longer runs and that have not changed for a minute.
+/// Only where a process can be looked up (Linux's `/proc`); elsewhere they
+/// stay. Best effort: nothing here is an error.
+pub fn remove_stale_temps(path: &Path) {
+    let (Some(name), Ok(entries)) = (
+        path.file_name().and_then(|n| n.to_str()),
+        fs::read_dir(directory_of(path)),
+    ) else {
+        return;
+    };
+    let prefix = format!(".{name}.tmp-");
+    for entry in entries.flatten() {
+        let entry_name = entry.file_name();
+        let Some(pid) = entry_name.to_str().and_then(|n| n.strip_prefix(&prefix)) else {
+            continue;
+        };
+        let Some(pid) = (!pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit()))
+            .then(|| pid.parse::<u32>().ok())
+            .flatten()
+        else {
+            continue;
+        };
+        let stale = entry.metadata().is_ok_and(|m| {
+            m.is_file()
+                && m.modified()
+                    .ok()
+                    .and_then(|t| t.elapsed().ok())
+                    .is_some_and(|age| age >= STALE_AFTER)
+        });
+        if stale && pid != std::process::id() && process_is_gone(pid) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// True only when `pid` certainly names no running process.
+fn process_is_gone(pid: u32) -> bool {
+    let proc = Path::new("/proc");
+    cfg!(target_os = "linux") && proc.join("self").exists() && !proc.join(pid.to_string()).exists()
 }
 
 #[cfg(test)]
@@ -458,6 +575,77 @@ mod tests {
             "{err}"
         );
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn devices_are_written_in_place_never_replaced() {
+        use std::os::unix::fs::FileTypeExt;
+        let null = Path::new("/dev/null");
+        if !null.exists() {
+            return;
+        }
+        save(null, &sample()).unwrap();
+        assert!(fs::metadata(null).unwrap().file_type().is_char_device());
+        let full = Path::new("/dev/full");
+        if full.exists() {
+            let err = format!("{:#}", save(full, &sample()).unwrap_err());
+            assert!(err.contains("cannot write /dev/full"), "{err}");
+            assert!(fs::metadata(full).unwrap().file_type().is_char_device());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let err = format!("{:#}", save(dir.path(), &sample()).unwrap_err());
+        assert!(err.contains("is a directory"), "{err}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_link_keeps_pointing_at_the_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let real = dir.path().join("real.safetensors");
+        let link = dir.path().join("link.safetensors");
+        fs::write(&real, b"old").unwrap();
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        save(&link, &sample()).unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert_eq!(load(&real).unwrap().tensors.len(), 4);
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn stale_temp_files_of_dead_runs_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let old = std::time::SystemTime::now() - 2 * STALE_AFTER;
+        let make = |name: String, modified: std::time::SystemTime| {
+            let p = dir.path().join(name);
+            File::create(&p).unwrap().set_modified(modified).unwrap();
+            p
+        };
+        let stale = make(format!(".m.safetensors.tmp-{dead}"), old);
+        // Kept: a fresh file of a dead run (it may be another machine's),
+        // a live process's file (pid 1), names that are not ours.
+        let fresh = make(
+            format!(".n.safetensors.tmp-{dead}"),
+            std::time::SystemTime::now(),
+        );
+        let kept = [
+            make(".m.safetensors.tmp-1".into(), old),
+            make(format!(".other.tmp-{dead}"), old),
+            make(format!(".m.safetensors.tmp-{dead}x"), old),
+            make(format!("m.safetensors.tmp-{dead}"), old),
+        ];
+        save(&dir.path().join("m.safetensors"), &sample()).unwrap();
+        save(&dir.path().join("n.safetensors"), &sample()).unwrap();
+        assert!(!stale.exists());
+        for path in kept.iter().chain([&fresh]) {
+            assert!(path.exists(), "{}", path.display());
+        }
     }
 
     #[test]

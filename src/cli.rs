@@ -8,8 +8,8 @@ use crate::inspect::report::{self, InspectConfig};
 use crate::ops::optim::AdamConfig;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
-use crate::train::{self, DeviceChoice, TrainConfig};
-use crate::{infer, model_file};
+use crate::train::{self, DeviceChoice, FloatRange, TrainConfig};
+use crate::{infer, model_file, output};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use std::io::Write;
@@ -77,22 +77,25 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = OptimizerChoice::Sgd)]
     pub optimizer: OptimizerChoice,
     /// Learning rate (default 0.1 for sgd, 0.001 for adam and adamw).
-    #[arg(long)]
+    #[arg(long, value_parser = positive)]
     pub lr: Option<f32>,
-    /// SGD momentum.
-    #[arg(long, default_value_t = 0.9)]
+    /// SGD momentum, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = fraction)]
     pub momentum: f32,
     /// SGD with Nesterov momentum: θ ← θ − lr·(g + momentum·v).
     #[arg(long)]
     pub nesterov: bool,
     /// L2 penalty (sgd, adam: added to the gradient; adamw: decoupled, default 0.01).
-    #[arg(long)]
+    #[arg(long, value_parser = non_negative)]
     pub weight_decay: Option<f32>,
-    #[arg(long, default_value_t = 0.9)]
+    /// Adam's decay of the gradient's running mean, in [0, 1).
+    #[arg(long, default_value_t = 0.9, value_parser = fraction)]
     pub beta1: f32,
-    #[arg(long, default_value_t = 0.999)]
+    /// Adam's decay of the squared gradient's running mean, in [0, 1).
+    #[arg(long, default_value_t = 0.999, value_parser = fraction)]
     pub beta2: f32,
-    #[arg(long, default_value_t = 1e-8)]
+    /// Adam's term added to the denominator, above 0.
+    #[arg(long, default_value_t = 1e-8, value_parser = positive)]
     pub eps: f32,
     /// How the learning rate changes over the run.
     #[arg(long, value_enum, default_value_t = ScheduleKind::Constant)]
@@ -103,7 +106,8 @@ pub struct TrainArgs {
     /// With --lr-schedule step: multiply the rate by --lr-gamma every this many epochs.
     #[arg(long, default_value_t = 2)]
     pub lr_step_epochs: usize,
-    #[arg(long, default_value_t = 0.1)]
+    /// With --lr-schedule step: the factor, above 0.
+    #[arg(long, default_value_t = 0.1, value_parser = positive)]
     pub lr_gamma: f32,
     /// Seed for the initial weights and the batch order (the same on every device).
     #[arg(long, default_value_t = 0)]
@@ -219,6 +223,28 @@ pub struct PredictArgs {
     pub files: Vec<PathBuf>,
 }
 
+/// A float flag's value: finite and in its range, or clap's usage error
+/// ("invalid value 'nan' for '--lr <LR>': must be a finite number above 0").
+fn float_in(text: &str, range: FloatRange) -> std::result::Result<f32, String> {
+    let value: f32 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number"))?;
+    range.check(value).map_err(|e| e.to_string())
+}
+
+fn positive(text: &str) -> std::result::Result<f32, String> {
+    float_in(text, FloatRange::Positive)
+}
+
+fn non_negative(text: &str) -> std::result::Result<f32, String> {
+    float_in(text, FloatRange::NonNegative)
+}
+
+fn fraction(text: &str) -> std::result::Result<f32, String> {
+    float_in(text, FloatRange::Fraction)
+}
+
 impl TrainArgs {
     /// The model the flags describe: --model (a spec or a JSON file), or
     /// the --layers MLP with the width it must start at.
@@ -295,13 +321,15 @@ pub fn run(cli: Cli) -> Result<()> {
             crate::bench::run(&args)
         }
         Command::Devices => {
+            let mut out = output::stdout();
             let adapters = crate::gpu::list_adapters();
             if adapters.is_empty() {
-                println!("{}", crate::gpu::NO_ADAPTER_HELP);
+                writeln!(out, "{}", crate::gpu::AdapterChoice::none_found())?;
             }
             for a in adapters {
-                println!("{}", crate::gpu::describe(&a.info));
+                writeln!(out, "{}", crate::gpu::describe(&a.info))?;
             }
+            out.flush()?;
             Ok(())
         }
     }
@@ -336,24 +364,33 @@ fn run_train(args: TrainArgs) -> Result<()> {
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {
-        Box::new(std::io::stderr())
+        Box::new(output::stderr())
     } else {
-        Box::new(std::io::stdout())
+        Box::new(output::stdout())
     };
     train::train(&cfg, &mut *log, &mut |report| {
         if json {
-            println!("{}", serde_json::to_string(report)?);
+            let mut out = output::stdout();
+            writeln!(out, "{}", serde_json::to_string(report)?)?;
+            out.flush()?;
         }
         Ok(())
     })?;
+    log.flush()?;
     Ok(())
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
+    if args.test_limit == Some(0) {
+        bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
+    }
     let model = model_file::load(&args.model)?;
     let mut test = load_mnist(&resolve_data_dir(args.data), Split::Test)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
+    }
+    if test.is_empty() {
+        bail!("no test images to evaluate");
     }
     let input = model.graph.input;
     if (input.h, input.w) != (test.rows, test.cols) {
@@ -366,33 +403,40 @@ fn run_eval(args: EvalArgs) -> Result<()> {
             test.cols
         );
     }
-    let mut backend = infer::open_model(args.device, &model, &mut std::io::stderr())?;
+    let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
     let report = infer::evaluate(backend.as_mut(), &test, model.graph.classes())?;
+    let mut out = output::stdout();
     if args.json {
-        println!("{}", serde_json::to_string(&report)?);
+        writeln!(out, "{}", serde_json::to_string(&report)?)?;
     } else {
-        print!("{}", report.to_text());
+        write!(out, "{}", report.to_text())?;
     }
+    out.flush()?;
     Ok(())
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
+    if args.top == 0 {
+        bail!("--top 0 shows no classes; give at least 1");
+    }
     let model = model_file::load(&args.model)?;
-    let mut backend = infer::open_model(args.device, &model, &mut std::io::stderr())?;
+    let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
     let predictions = infer::predict_files(
         backend.as_mut(),
         &args.files,
         model.graph.classes(),
         args.top,
     )?;
+    let (mut out, mut err) = (output::stdout(), output::stderr());
     let mut failed = 0;
     for p in &predictions {
         if args.json {
-            println!("{}", serde_json::to_string(p)?);
+            writeln!(out, "{}", serde_json::to_string(p)?)?;
         }
         match &p.error {
             Some(e) => {
-                eprintln!("error: {e}");
+                out.flush()?;
+                writeln!(err, "error: {e}")?;
                 failed += 1;
             }
             None if !args.json => {
@@ -401,11 +445,12 @@ fn run_predict(args: PredictArgs) -> Result<()> {
                     .iter()
                     .map(|(c, prob)| format!("{c} ({:.1}%)", 100.0 * prob))
                     .collect();
-                println!("{}: {}", p.file.display(), ranked.join(", "));
+                writeln!(out, "{}: {}", p.file.display(), ranked.join(", "))?;
             }
             None => {}
         }
     }
+    out.flush()?;
     if failed > 0 {
         bail!(
             "{failed} of {} files could not be predicted",
@@ -432,7 +477,9 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
         },
         json: args.json,
     };
-    let index = report::run(&cfg, &mut std::io::stderr())?;
-    println!("{}", index.display());
+    let index = report::run(&cfg, &mut output::stderr())?;
+    let mut out = output::stdout();
+    writeln!(out, "{}", index.display())?;
+    out.flush()?;
     Ok(())
 }

@@ -13,6 +13,7 @@ pub mod infer;
 pub mod inspect;
 pub mod model_file;
 pub mod ops;
+pub mod output;
 pub mod plot;
 pub mod preprocess;
 pub mod schedule;

@@ -15,6 +15,7 @@ use crate::train::EpochReport;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
+use std::fmt;
 use std::path::Path;
 
 const MODEL_KEY: &str = "gpunet.model";
@@ -46,6 +47,151 @@ pub struct TrainingSettings {
     pub train_limit: Option<usize>,
 }
 
+/// A float as a person writes it: `0.9`, `0.001`, `1e-8`, `1e30`.
+pub(crate) fn number(x: f32) -> String {
+    if x != 0.0 && !(1e-3..1e6).contains(&x.abs()) {
+        format!("{x:e}")
+    } else {
+        format!("{x}")
+    }
+}
+
+/// "SGD (momentum 0.9)", "AdamW (β1 0.9, β2 0.999, eps 1e-8, weight decay 0.01)".
+impl fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match *self {
+            Optimizer::Sgd {
+                momentum,
+                weight_decay,
+                nesterov,
+            } => {
+                let kind = if nesterov {
+                    "Nesterov momentum"
+                } else {
+                    "momentum"
+                };
+                write!(f, "SGD ({kind} {}", number(momentum))?;
+                if weight_decay != 0.0 {
+                    write!(f, ", weight decay {}", number(weight_decay))?;
+                }
+                write!(f, ")")
+            }
+            Optimizer::Adam(a) => {
+                let name = if a.decoupled { "AdamW" } else { "Adam" };
+                write!(
+                    f,
+                    "{name} (β1 {}, β2 {}, eps {}",
+                    number(a.beta1),
+                    number(a.beta2),
+                    number(a.eps)
+                )?;
+                if a.weight_decay != 0.0 || a.decoupled {
+                    write!(f, ", weight decay {}", number(a.weight_decay))?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+/// `--flag: OLD in the checkpoint, NEW now` when the values differ.
+fn difference(flag: &str, old: String, new: String) -> Option<String> {
+    (old != new).then(|| format!("{flag}: {old} in the checkpoint, {new} now"))
+}
+
+/// The flags whose values make `new` differ from `old`, each with both
+/// values (e.g. "--momentum: 0.9 in the checkpoint, 0.5 now").
+pub fn optimizer_differences(old: &Optimizer, new: &Optimizer) -> Vec<String> {
+    let flag_name = |o: &Optimizer| match o {
+        Optimizer::Sgd {
+            nesterov: false, ..
+        } => "sgd",
+        Optimizer::Sgd { nesterov: true, .. } => "sgd --nesterov",
+        Optimizer::Adam(a) if a.decoupled => "adamw",
+        Optimizer::Adam(_) => "adam",
+    };
+    let fields = |o: &Optimizer| -> Vec<(&'static str, f32)> {
+        match *o {
+            Optimizer::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => vec![("--momentum", momentum), ("--weight-decay", weight_decay)],
+            Optimizer::Adam(a) => vec![
+                ("--beta1", a.beta1),
+                ("--beta2", a.beta2),
+                ("--eps", a.eps),
+                ("--weight-decay", a.weight_decay),
+            ],
+        }
+    };
+    if flag_name(old) != flag_name(new) {
+        return vec![format!(
+            "--optimizer: {} in the checkpoint, {} now",
+            flag_name(old),
+            flag_name(new)
+        )];
+    }
+    fields(old)
+        .into_iter()
+        .zip(fields(new))
+        .filter_map(|((flag, o), (_, n))| difference(flag, number(o), number(n)))
+        .collect()
+}
+
+impl TrainingSettings {
+    /// The flags (besides `--epochs` and the optimiser's) whose values
+    /// differ between the checkpoint's settings `self` and `now`, each with
+    /// both values.
+    pub fn differences(&self, now: &TrainingSettings) -> Vec<String> {
+        let limit = |l: Option<usize>| l.map_or("all images".into(), |n| n.to_string());
+        let mut out = optimizer_differences(&self.optimizer, &now.optimizer);
+        out.extend(
+            [
+                difference("--lr", number(self.lr), number(now.lr)),
+                difference(
+                    "--lr-schedule",
+                    self.schedule.to_string(),
+                    now.schedule.to_string(),
+                ),
+                difference(
+                    "--warmup-steps",
+                    self.warmup_steps.to_string(),
+                    now.warmup_steps.to_string(),
+                ),
+                difference(
+                    "--lr-step-epochs",
+                    self.step_epochs.to_string(),
+                    now.step_epochs.to_string(),
+                ),
+                difference("--lr-gamma", number(self.gamma), number(now.gamma)),
+                difference("--batch", self.batch.to_string(), now.batch.to_string()),
+                difference("--seed", self.seed.to_string(), now.seed.to_string()),
+                difference(
+                    "--train-limit",
+                    limit(self.train_limit),
+                    limit(now.train_limit),
+                ),
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        out
+    }
+}
+
+/// The first tensor of `params` (laid out as `graph.params`) that holds NaN
+/// or infinite values, with how many it holds.
+pub fn non_finite_tensor(graph: &Graph, params: &[f32]) -> Option<(String, usize)> {
+    graph.params.iter().find_map(|info| {
+        let bad = params[info.range()]
+            .iter()
+            .filter(|v| !v.is_finite())
+            .count();
+        (bad > 0).then(|| (info.name.clone(), bad))
+    })
+}
+
 /// How far a run got.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Progress {
@@ -67,9 +213,38 @@ pub struct SavedModel {
     pub snapshots: Vec<(usize, Vec<f32>)>,
 }
 
-/// Writes the model atomically (see `checkpoint::save`).
+/// Writes the model atomically (see `checkpoint::save`). Refuses, writing
+/// nothing, weights or a history that hold NaN or infinity: JSON has no
+/// such numbers (they would be written as `null`) and a model file must
+/// load again.
 pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
     let graph = &model.graph;
+    let name = path.display();
+    if let Some((tensor, bad)) = non_finite_tensor(graph, &model.params) {
+        bail!("not saving {name}: {tensor} holds {bad} NaN or infinite values");
+    }
+    for r in &model.history {
+        let figures = [
+            ("training loss", r.train_loss),
+            ("training accuracy", r.train_acc),
+            ("test loss", r.test_loss),
+            ("test accuracy", r.test_acc),
+            ("seconds", r.seconds),
+            ("images per second", r.images_per_sec),
+        ];
+        if let Some((what, value)) = figures.iter().find(|(_, v)| !v.is_finite()) {
+            bail!(
+                "not saving {name}: epoch {}'s {what} is {value}, which a model file cannot hold",
+                r.epoch
+            );
+        }
+    }
+    if let Some(s) = &model.settings {
+        let floats = [s.lr, s.gamma];
+        if floats.iter().any(|v| !v.is_finite()) {
+            bail!("not saving {name}: its learning rate settings are not finite numbers");
+        }
+    }
     let mut tensors: Vec<NamedTensor> = graph
         .params
         .iter()
@@ -161,6 +336,12 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         }
         params[info.range()].copy_from_slice(&tensor.data);
     }
+    if let Some((tensor, bad)) = non_finite_tensor(&graph, &params) {
+        bail!(
+            "{name}: tensor {tensor} holds {bad} NaN or infinite values: the run that saved it \
+             diverged, and its outputs would mean nothing"
+        );
+    }
     let settings: Option<TrainingSettings> = ckpt
         .metadata
         .get(TRAINING_KEY)
@@ -185,6 +366,11 @@ pub fn load(path: &Path) -> Result<SavedModel> {
                     None => bail!("{name}: the optimiser state lacks {key}"),
                 }
             }
+            if let Some((tensor, bad)) = non_finite_tensor(&graph, &state) {
+                bail!(
+                    "{name}: tensor optimizer.{prefix}.{tensor} holds {bad} NaN or infinite values"
+                );
+            }
             optimizer_state.push(state);
         }
     }
@@ -192,10 +378,14 @@ pub fn load(path: &Path) -> Result<SavedModel> {
         Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{name}: {PROGRESS_KEY}: {e}"))?,
         None => Progress::default(),
     };
-    let history = match ckpt.metadata.get(HISTORY_KEY) {
+    let history: Vec<EpochReport> = match ckpt.metadata.get(HISTORY_KEY) {
         Some(s) => serde_json::from_str(s).map_err(|e| anyhow!("{name}: {HISTORY_KEY}: {e}"))?,
         None => Vec::new(),
     };
+    check_progress(&progress, &history, settings.as_ref()).with_context(|| {
+        let text = ckpt.metadata.get(PROGRESS_KEY).map_or("", String::as_str);
+        format!("{name}: {PROGRESS_KEY} {text}")
+    })?;
     let mut snapshots = Vec::new();
     if let (Some(steps), Some(first)) =
         (ckpt.metadata.get(SNAPSHOT_STEPS_KEY), graph.params.first())
@@ -230,6 +420,50 @@ pub fn load(path: &Path) -> Result<SavedModel> {
     })
 }
 
+/// Whether a file's progress is possible: one history entry per epoch done,
+/// numbered 1, 2, …; at least one step per epoch; no more epochs than its
+/// run was asked for.
+fn check_progress(
+    progress: &Progress,
+    history: &[EpochReport],
+    settings: Option<&TrainingSettings>,
+) -> Result<()> {
+    let done = progress.epochs_done;
+    if done == 0 {
+        return Ok(());
+    }
+    if history.len() != done {
+        bail!(
+            "is impossible: {done} epochs done, but the history ({HISTORY_KEY}) holds {}",
+            history.len()
+        );
+    }
+    if let Some(i) = history
+        .iter()
+        .enumerate()
+        .position(|(i, r)| r.epoch != i + 1)
+    {
+        bail!(
+            "is impossible: the history's entry {} is for epoch {}",
+            i + 1,
+            history[i].epoch
+        );
+    }
+    if progress.global_step < done {
+        bail!(
+            "is impossible: {done} epochs done in {} steps",
+            progress.global_step
+        );
+    }
+    if let Some(s) = settings.filter(|s| s.epochs < done) {
+        bail!(
+            "is impossible: {done} epochs done of a run of {} ({TRAINING_KEY})",
+            s.epochs
+        );
+    }
+    Ok(())
+}
+
 /// "1x28x28" → Shape.
 fn parse_shape(text: &str) -> Result<Shape> {
     let dims: Vec<usize> = text
@@ -239,5 +473,63 @@ fn parse_shape(text: &str) -> Result<Shape> {
     match dims[..] {
         [c, h, w] if c * h * w > 0 => Ok(Shape { c, h, w }),
         _ => bail!("{text:?} is not CxHxW"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ops::optim::AdamConfig;
+
+    #[test]
+    fn settings_read_as_flags_not_rust() {
+        let sgd = Optimizer::Sgd {
+            momentum: 0.9,
+            weight_decay: 5e-4,
+            nesterov: false,
+        };
+        assert_eq!(sgd.to_string(), "SGD (momentum 0.9, weight decay 5e-4)");
+        let adamw = Optimizer::Adam(AdamConfig {
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            weight_decay: 0.01,
+            decoupled: true,
+        });
+        assert_eq!(
+            adamw.to_string(),
+            "AdamW (β1 0.9, β2 0.999, eps 1e-8, weight decay 0.01)"
+        );
+        let old = TrainingSettings {
+            optimizer: sgd,
+            lr: 0.1,
+            schedule: ScheduleKind::Constant,
+            warmup_steps: 0,
+            step_epochs: 2,
+            gamma: 0.1,
+            batch: 128,
+            seed: 0,
+            epochs: 5,
+            train_limit: None,
+        };
+        let now = TrainingSettings {
+            lr: 0.05,
+            schedule: ScheduleKind::Cosine,
+            epochs: 9,
+            train_limit: Some(2000),
+            ..old.clone()
+        };
+        assert_eq!(
+            old.differences(&now),
+            [
+                "--lr: 0.1 in the checkpoint, 0.05 now",
+                "--lr-schedule: constant in the checkpoint, cosine now",
+                "--train-limit: all images in the checkpoint, 2000 now",
+            ]
+        );
+        assert_eq!(
+            optimizer_differences(&sgd, &adamw),
+            ["--optimizer: sgd in the checkpoint, adamw now"]
+        );
     }
 }

@@ -14,6 +14,17 @@ pub enum ScheduleKind {
     Cosine,
 }
 
+/// The name `--lr-schedule` takes: "constant", "step", "cosine".
+impl std::fmt::Display for ScheduleKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(match self {
+            ScheduleKind::Constant => "constant",
+            ScheduleKind::Step => "step",
+            ScheduleKind::Cosine => "cosine",
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Schedule {
     pub kind: ScheduleKind,

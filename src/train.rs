@@ -7,6 +7,7 @@ use crate::data::{load_mnist, Dataset, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::model_file::{self, SavedModel, TrainingSettings};
+use crate::output;
 use crate::plot::{plot_curves, CurvePoint};
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::spec::ModelSpec;
@@ -83,6 +84,70 @@ impl TrainConfig {
     }
 }
 
+/// The range a float setting must lie in (besides being finite).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FloatRange {
+    /// Above 0: `--lr`, `--eps`, `--lr-gamma`.
+    Positive,
+    /// 0 or more: `--weight-decay`.
+    NonNegative,
+    /// In [0, 1): `--momentum`, `--beta1`, `--beta2`.
+    Fraction,
+}
+
+impl FloatRange {
+    /// `value` if it is finite and in the range; else what it must be.
+    pub fn check(self, value: f32) -> Result<f32> {
+        let (inside, must) = match self {
+            FloatRange::Positive => (value > 0.0, "a finite number above 0"),
+            FloatRange::NonNegative => (value >= 0.0, "a finite number, 0 or more"),
+            FloatRange::Fraction => ((0.0..1.0).contains(&value), "a number in [0, 1)"),
+        };
+        if !(value.is_finite() && inside) {
+            bail!("must be {must}, not {value}");
+        }
+        Ok(value)
+    }
+}
+
+impl TrainConfig {
+    /// Refuses settings that cannot train, naming the flag: every float
+    /// finite and in its range (a NaN rate would reach the weights and the
+    /// saved model), at least one epoch.
+    pub fn check(&self) -> Result<()> {
+        let mut floats = vec![
+            ("--lr", self.lr, FloatRange::Positive),
+            ("--lr-gamma", self.gamma, FloatRange::Positive),
+        ];
+        match self.optimizer {
+            Optimizer::Sgd {
+                momentum,
+                weight_decay,
+                ..
+            } => floats.extend([
+                ("--momentum", momentum, FloatRange::Fraction),
+                ("--weight-decay", weight_decay, FloatRange::NonNegative),
+            ]),
+            Optimizer::Adam(adam) => floats.extend([
+                ("--beta1", adam.beta1, FloatRange::Fraction),
+                ("--beta2", adam.beta2, FloatRange::Fraction),
+                ("--eps", adam.eps, FloatRange::Positive),
+                ("--weight-decay", adam.weight_decay, FloatRange::NonNegative),
+            ]),
+        }
+        for (flag, value, range) in floats {
+            range.check(value).with_context(|| flag.to_string())?;
+        }
+        if self.epochs == 0 {
+            bail!("--epochs 0 trains nothing; give at least 1 (with --resume, the total including the epochs already done)");
+        }
+        if self.batch == 0 {
+            bail!("--batch must be at least 1");
+        }
+        Ok(())
+    }
+}
+
 /// One epoch's figures; `--json` prints one of these per line.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EpochReport {
@@ -138,7 +203,7 @@ pub fn open_backend(
 ) -> Result<Box<dyn Backend>> {
     let adapter = match device {
         DeviceChoice::Cpu => None,
-        DeviceChoice::Gpu => Some(gpu::best_adapter().context(gpu::NO_ADAPTER_HELP)?),
+        DeviceChoice::Gpu => Some(gpu::AdapterChoice::best()?),
         DeviceChoice::Auto => match gpu::best_adapter() {
             Some(a) if a.is_hardware() => Some(a),
             Some(a) => {
@@ -151,10 +216,9 @@ pub fn open_backend(
                 None
             }
             None => {
-                writeln!(
-                    log,
-                    "device: no GPU adapter found; using the CPU reference."
-                )?;
+                let why = gpu::AdapterChoice::filter_mismatch()
+                    .unwrap_or_else(|| "no GPU adapter found".into());
+                writeln!(log, "device: {why}; using the CPU reference.")?;
                 None
             }
         },
@@ -210,24 +274,52 @@ pub fn train(
     log: &mut dyn Write,
     on_epoch: &mut dyn FnMut(&EpochReport) -> Result<()>,
 ) -> Result<Vec<f32>> {
-    if !(cfg.lr.is_finite() && cfg.lr > 0.0) {
-        bail!("--lr must be a positive number, not {}", cfg.lr);
-    }
-    if cfg.batch == 0 {
-        bail!("--batch must be at least 1");
-    }
+    cfg.check()?;
     if cfg.checkpoint_every > 0 && cfg.save.is_none() {
         bail!("--checkpoint-every needs --save PATH to know where to write the checkpoints");
     }
     if cfg.snapshot_every > 0 && cfg.save.is_none() {
         bail!("--snapshot-every needs --save PATH: the snapshots are saved with the model");
     }
+    // Every output is checked before any work, so that a typo in a path is
+    // not found after hours of training.
+    if let Some(path) = &cfg.save {
+        output::check_file("--save", path)?;
+    }
+    if let Some(path) = &cfg.plot {
+        output::check_file("--plot", path)?;
+    }
+    let mut metrics_log = match &cfg.log {
+        Some(path) => {
+            let name = format!("--log {}", path.display());
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("{name}: cannot open it for appending"))?;
+            Some(output::Named::new(file, name))
+        }
+        None => None,
+    };
     let resumed = cfg
         .resume
         .as_deref()
         .map(model_file::load)
         .transpose()
         .context("--resume")?;
+    if let (Some(saved), Some(path)) = (&resumed, &cfg.resume) {
+        let done = saved.progress.epochs_done;
+        if done >= cfg.epochs {
+            bail!(
+                "--resume {}: the model has already been trained for {done} epoch{}, and --epochs {} \
+                 (the total) asks for no more, so nothing was trained; pass --epochs {} or more to continue",
+                path.display(),
+                if done == 1 { "" } else { "s" },
+                cfg.epochs,
+                done + 1
+            );
+        }
+    }
     let (train_set, test_set) = load_data(cfg)?;
     if let Some(width) = cfg.expected_input {
         if width != train_set.input_size() {
@@ -291,14 +383,16 @@ pub fn train(
         }
         match &saved.settings {
             Some(old) if old.optimizer != cfg.optimizer => bail!(
-                "--resume: the checkpoint was trained with {:?}, not {:?}; pass the same --optimizer settings",
+                "--resume: the checkpoint was trained with {}, not {}; pass the same optimiser flags ({})",
                 old.optimizer,
-                cfg.optimizer
+                cfg.optimizer,
+                model_file::optimizer_differences(&old.optimizer, &cfg.optimizer).join("; ")
             ),
             Some(old) if *old != TrainingSettings { epochs: old.epochs, ..settings.clone() } => writeln!(
                 log,
-                "warning: the training settings differ from the checkpoint's ({old:?}); \
-                 the run will not match one that was never interrupted"
+                "warning: the training settings differ from the checkpoint's ({}); \
+                 the run will not match one that was never interrupted",
+                old.differences(&settings).join("; ")
             )?,
             _ => {}
         }
@@ -324,17 +418,12 @@ pub fn train(
         step_epochs: cfg.step_epochs,
         gamma: cfg.gamma,
         steps_per_epoch,
-        total_steps: steps_per_epoch * cfg.epochs,
-    };
-    let mut metrics_log = match &cfg.log {
-        Some(path) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening the log {}", path.display()))?,
-        ),
-        None => None,
+        total_steps: steps_per_epoch.checked_mul(cfg.epochs).with_context(|| {
+            format!(
+                "--epochs {} of {steps_per_epoch} steps each is more steps than can be counted",
+                cfg.epochs
+            )
+        })?,
     };
 
     for epoch in progress.epochs_done + 1..=cfg.epochs {
@@ -385,6 +474,16 @@ pub fn train(
         let bar = progress_bar(n_test, "evaluating".into());
         let test_stats = backend.evaluate(&mut |u| bar.set_position(u.examples as u64))?;
         bar.finish_and_clear();
+        // The training loss of each step is taken before its update, so the
+        // last update can break the weights unseen: the test loss shows it.
+        if !test_stats.loss_sum.is_finite() {
+            bail!(
+                "training diverged: the test loss became NaN or infinite after epoch {epoch} \
+                 (training loss {:.4}); this epoch's model was not saved. Try a lower --lr (the rate reached {}).",
+                train_stats.mean_loss(),
+                model_file::number(lrs.iter().cloned().fold(0.0, f32::max))
+            );
+        }
 
         let report = EpochReport {
             epoch,
@@ -423,9 +522,17 @@ pub fn train(
         }
         let checkpoint_due = cfg.checkpoint_every > 0 && epoch % cfg.checkpoint_every == 0;
         if let (Some(path), true) = (&cfg.save, checkpoint_due || epoch == cfg.epochs) {
+            let params = backend.params()?;
+            if let Some((tensor, bad)) = model_file::non_finite_tensor(&graph, &params) {
+                bail!(
+                    "training diverged: {tensor} holds {bad} NaN or infinite values after epoch {epoch}; \
+                     {} was not overwritten. Try a lower --lr.",
+                    path.display()
+                );
+            }
             let saved = SavedModel {
                 graph: graph.clone(),
-                params: backend.params()?,
+                params,
                 optimizer_state: backend.optimizer_state()?,
                 settings: Some(settings.clone()),
                 progress,
@@ -474,6 +581,7 @@ fn curve_points(history: &[EpochReport]) -> Vec<CurvePoint> {
 }
 
 fn check_finite(stats: &EpochStats, epoch: usize, cfg: &TrainConfig, lr: f32) -> Result<()> {
+    let lr = model_file::number(lr);
     if let Some(step) = stats.bad_step {
         bail!(
             "training diverged: the loss became NaN or infinite in epoch {epoch}, step {step} \

@@ -222,21 +222,6 @@ fn diverging_loss_names_epoch_and_step() {
 }
 
 #[test]
-fn no_gpu_adapter_says_how_to_get_one() {
-    let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
-        .args(["train", "--device", "gpu", "--epochs", "1"])
-        .env("GPUNET_ADAPTER", "no adapter has this name")
-        .output()
-        .unwrap();
-    assert_fails(&out, 1, "no GPU adapter found");
-    let err = stderr(&out);
-    assert!(
-        err.contains("mesa-vulkan-drivers") && err.contains("--device cpu"),
-        "{err}"
-    );
-}
-
-#[test]
 fn json_prints_one_object_per_epoch() {
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), 30);
@@ -328,4 +313,365 @@ fn bench_without_an_adapter_reports_the_cpu() {
 fn bench_refuses_a_zero_size() {
     let out = gpunet(&["bench", "--sizes", "0"]);
     assert_fails(&out, 1, "--sizes");
+}
+
+// ---- issue 14: nothing lost, nothing crashes ----
+
+/// Trains the default MLP for `epochs` on a tiny data set in `dir` and saves
+/// it to `dir/model.safetensors`.
+fn saved_model(dir: &Path, epochs: &str) -> std::path::PathBuf {
+    let model = dir.join("model.safetensors");
+    let out = train_on(
+        dir,
+        &["--epochs", epochs, "--save", model.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    model
+}
+
+/// A 28×28 digit-like PNG for `predict`.
+fn write_digit(path: &Path) {
+    let img = image::GrayImage::from_fn(28, 28, |x, y| {
+        image::Luma([if (10..18).contains(&x) && (4..24).contains(&y) {
+            255
+        } else {
+            0
+        }])
+    });
+    img.save(path).unwrap();
+}
+
+#[test]
+fn outputs_are_checked_first_and_never_replace_what_is_not_a_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let d = dir.path().to_str().unwrap();
+
+    // A save into a missing directory fails before any training.
+    let missing = format!("{d}/no-such-dir/m.safetensors");
+    let out = train_on(dir.path(), &["--save", &missing]);
+    assert_fails(&out, 1, &format!("--save {missing}: the directory"));
+    assert!(!stderr(&out).contains("epoch 1/1"), "{}", stderr(&out));
+    for flag in ["--plot", "--log"] {
+        let out = train_on(dir.path(), &[flag, &missing]);
+        assert_fails(&out, 1, &format!("{flag} {missing}"));
+    }
+    assert_fails(&train_on(dir.path(), &["--save", d]), 1, "is a directory");
+
+    // A killed run's temporary file is removed by the next save.
+    let mut child = Command::new("true").spawn().unwrap();
+    let dead = child.id();
+    child.wait().unwrap();
+    let stale = dir.path().join(format!(".model.safetensors.tmp-{dead}"));
+    std::fs::File::create(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .unwrap();
+    saved_model(dir.path(), "1");
+    if cfg!(target_os = "linux") {
+        assert!(!stale.exists(), "the stale temporary file is still there");
+    }
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        // Devices are written in place: /dev/null stays a device...
+        let out = train_on(dir.path(), &["--save", "/dev/null", "--plot", "/dev/null"]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let null = std::fs::metadata("/dev/null").unwrap();
+        assert!(null.file_type().is_char_device(), "/dev/null was replaced");
+        // ...and a write that fails is an error naming the file.
+        if Path::new("/dev/full").exists() {
+            for flag in ["--save", "--plot"] {
+                let out = train_on(dir.path(), &[flag, "/dev/full"]);
+                assert_fails(&out, 1, "cannot write /dev/full");
+            }
+            let full = std::fs::metadata("/dev/full").unwrap();
+            assert!(full.file_type().is_char_device(), "/dev/full was replaced");
+        }
+    }
+}
+
+#[test]
+fn nan_never_reaches_a_model_file() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let model = saved_model(dir.path(), "1");
+    let good = std::fs::read(&model).unwrap();
+
+    // One step per epoch: the training loss is taken before the update that
+    // breaks the weights, so only the test loss and the weights show it.
+    let out = train_on(
+        dir.path(),
+        &["--lr", "1e30", "--save", model.to_str().unwrap()],
+    );
+    assert_fails(&out, 1, "training diverged");
+    assert_eq!(
+        std::fs::read(&model).unwrap(),
+        good,
+        "the good model was replaced"
+    );
+
+    for (flag, value) in [
+        ("--lr", "1e999"),
+        ("--lr", "-0.1"),
+        ("--lr-gamma", "nan"),
+        ("--momentum", "1"),
+        ("--beta1", "-0.5"),
+        ("--beta2", "inf"),
+        ("--eps", "0"),
+        ("--weight-decay", "-1"),
+    ] {
+        let out = train_on(dir.path(), &[&format!("{flag}={value}")]);
+        assert_fails(&out, 2, &format!("invalid value '{value}' for '{flag} "));
+    }
+
+    // A model file whose weights hold NaN is refused, naming the tensor.
+    let mut ckpt = gpunet::checkpoint::load(&model).unwrap();
+    let weight = ckpt
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "layers.2.weight")
+        .expect("the MLP's second dense layer");
+    weight.data[7] = f32::NAN;
+    weight.data[8] = f32::INFINITY;
+    let broken = dir.path().join("nan.safetensors");
+    gpunet::checkpoint::save(&broken, &ckpt).unwrap();
+    let digit = dir.path().join("digit.png");
+    write_digit(&digit);
+    let broken = broken.to_str().unwrap();
+    let d = dir.path().to_str().unwrap();
+    let needle = "tensor layers.2.weight holds 2 NaN or infinite values";
+    let out = gpunet(&["eval", "--device", "cpu", "--model", broken, "--data", d]);
+    assert_fails(&out, 1, needle);
+    let out = gpunet(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--model",
+        broken,
+        digit.to_str().unwrap(),
+    ]);
+    assert_fails(&out, 1, needle);
+}
+
+#[cfg(unix)]
+#[test]
+fn closed_pipes_end_quietly_and_failing_streams_are_named() {
+    use std::process::Stdio;
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let model = saved_model(dir.path(), "1");
+    let digit = dir.path().join("digit.png");
+    write_digit(&digit);
+    let (m, d) = (model.to_str().unwrap(), dir.path().to_str().unwrap());
+    let digits: Vec<&str> = vec![digit.to_str().unwrap(); 50];
+    let mut predict = vec!["predict", "--device", "cpu", "--model", m];
+    predict.extend(&digits);
+    let eval = ["eval", "--device", "cpu", "--model", m, "--data", d];
+    let commands: [&[&str]; 3] = [&predict, &eval, &["devices"]];
+    for args in commands {
+        // `gpunet … | head -0`: the reader is gone before the first line.
+        let mut child = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("error"),
+            "{args:?}: {err}"
+        );
+    }
+    if Path::new("/dev/full").exists() {
+        let full = || {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap()
+        };
+        let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+            .args(eval)
+            .stdout(full())
+            .output()
+            .unwrap();
+        assert_fails(&out, 1, "writing to stdout: ");
+        let mut json_train = vec!["train", "--device", "cpu", "--epochs", "1", "--json"];
+        json_train.extend(["--data", d]);
+        let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+            .args(&json_train)
+            .stdout(full())
+            .output()
+            .unwrap();
+        assert_fails(&out, 1, "writing to stdout: ");
+    }
+}
+
+#[test]
+fn messages_name_the_file_flag_or_variable() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    if Path::new("/dev/full").exists() {
+        let out = train_on(dir.path(), &["--log", "/dev/full"]);
+        assert_fails(&out, 1, "writing to --log /dev/full: ");
+    }
+
+    // A model file whose progress cannot be: about the file.
+    let model = saved_model(dir.path(), "1");
+    let mut ckpt = gpunet::checkpoint::load(&model).unwrap();
+    ckpt.metadata.insert(
+        "gpunet.progress".into(),
+        format!(r#"{{"epochs_done":{},"global_step":3}}"#, usize::MAX),
+    );
+    let odd = dir.path().join("odd.safetensors");
+    gpunet::checkpoint::save(&odd, &ckpt).unwrap();
+    let out = train_on(
+        dir.path(),
+        &["--resume", odd.to_str().unwrap(), "--epochs", "3"],
+    );
+    assert_fails(&out, 1, "odd.safetensors: gpunet.progress");
+    assert!(stderr(&out).contains("is impossible"), "{}", stderr(&out));
+
+    // GPUNET_ADAPTER that matches nothing says so and lists the adapters;
+    // with no adapter at all, the message says how to get one.
+    let listed = gpunet(&["devices"]);
+    let adapters = String::from_utf8_lossy(&listed.stdout).into_owned();
+    let out = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args(["train", "--device", "gpu", "--epochs", "1"])
+        .env("GPUNET_ADAPTER", "nonexistent")
+        .output()
+        .unwrap();
+    if adapters.contains("no GPU adapter found") {
+        assert_fails(&out, 1, "no GPU adapter found");
+        let err = stderr(&out);
+        assert!(
+            err.contains("mesa-vulkan-drivers") && err.contains("--device cpu"),
+            "{err}"
+        );
+    } else {
+        assert_fails(
+            &out,
+            1,
+            "GPUNET_ADAPTER=\"nonexistent\" matched none of the GPU adapters: ",
+        );
+        let first = adapters.lines().next().unwrap_or_default();
+        assert!(stderr(&out).contains(first), "{}", stderr(&out));
+    }
+}
+
+#[test]
+fn doing_nothing_is_refused_in_words() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let d = dir.path().to_str().unwrap();
+    let never = dir.path().join("never.safetensors");
+    let out = train_on(
+        dir.path(),
+        &["--epochs", "0", "--save", never.to_str().unwrap()],
+    );
+    assert_fails(&out, 1, "--epochs 0 trains nothing");
+    assert!(!never.exists());
+
+    let model = saved_model(dir.path(), "2");
+    let m = model.to_str().unwrap();
+    let out = gpunet(&[
+        "eval",
+        "--device",
+        "cpu",
+        "--model",
+        m,
+        "--data",
+        d,
+        "--test-limit",
+        "0",
+    ]);
+    assert_fails(&out, 1, "--test-limit 0 leaves no test images");
+    let before = std::fs::read(&model).unwrap();
+    for epochs in ["1", "2"] {
+        let out = train_on(
+            dir.path(),
+            &["--resume", m, "--epochs", epochs, "--save", m],
+        );
+        assert_fails(&out, 1, "has already been trained for 2 epochs");
+        assert!(
+            stderr(&out).contains("nothing was trained"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+fn settings_are_told_in_words_not_rust_debug_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let model = saved_model(dir.path(), "1");
+    let m = model.to_str().unwrap();
+    let out = train_on(
+        dir.path(),
+        &["--resume", m, "--epochs", "2", "--optimizer", "adam"],
+    );
+    assert_fails(
+        &out,
+        1,
+        "trained with SGD (momentum 0.9), not Adam (β1 0.9, β2 0.999, eps 1e-8); \
+         pass the same optimiser flags (--optimizer: sgd in the checkpoint, adam now)",
+    );
+    let out = train_on(
+        dir.path(),
+        &[
+            "--resume",
+            m,
+            "--epochs",
+            "2",
+            "--train-limit",
+            "10",
+            "--momentum",
+            "0.5",
+        ],
+    );
+    assert_fails(&out, 1, "--momentum: 0.9 in the checkpoint, 0.5 now");
+    let out = train_on(
+        dir.path(),
+        &[
+            "--resume",
+            m,
+            "--epochs",
+            "2",
+            "--train-limit",
+            "10",
+            "--json",
+        ],
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("--train-limit: all images in the checkpoint, 10 now"),
+        "{err}"
+    );
+    for debug in ["TrainingSettings", "AdamConfig", "Some(", "None"] {
+        assert!(!err.contains(debug), "{debug} in: {err}");
+    }
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn gpu_commands_print_no_xdg_runtime_dir_error() {
+    for value in [None, Some(""), Some("relative/dir")] {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_gpunet"));
+        command.arg("devices");
+        match value {
+            None => command.env_remove("XDG_RUNTIME_DIR"),
+            Some(v) => command.env("XDG_RUNTIME_DIR", v),
+        };
+        let out = command.output().unwrap();
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(!err.contains("XDG_RUNTIME_DIR"), "{value:?}: {err}");
+    }
 }

@@ -156,9 +156,9 @@ impl Reporter {
     /// when `json` (stdout is for the JSON then).
     pub fn new(json: bool, rows: usize) -> Reporter {
         let out: Box<dyn Write> = if json {
-            Box::new(std::io::stderr())
+            Box::new(crate::output::stderr())
         } else {
-            Box::new(std::io::stdout())
+            Box::new(crate::output::stdout())
         };
         let bar = ProgressBar::new(rows as u64);
         bar.set_style(
@@ -228,8 +228,11 @@ impl Reporter {
         self.line(&format!("bench finished in {:.1} s", results.seconds))?;
         if self.json {
             let text = serde_json::to_string_pretty(results).context("encoding the results")?;
-            println!("{text}");
+            let mut stdout = crate::output::stdout();
+            writeln!(stdout, "{text}")?;
+            stdout.flush()?;
         }
+        self.out.flush()?;
         Ok(())
     }
 }

@@ -50,11 +50,47 @@ fn rank(info: &wgpu::AdapterInfo) -> (u8, u8) {
 }
 
 fn adapters_of(backends: wgpu::Backends) -> Vec<wgpu::Adapter> {
+    static RUNTIME_DIR: std::sync::Once = std::sync::Once::new();
+    RUNTIME_DIR.call_once(ensure_runtime_dir);
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
     desc.backends = backends;
     let instance = wgpu::Instance::new(desc);
     pollster::block_on(instance.enumerate_adapters(backends))
 }
+
+/// Points `XDG_RUNTIME_DIR` at a private directory when it is unset or not
+/// an absolute path to a directory, before the first wgpu instance: the
+/// Vulkan stack's Wayland client otherwise prints "error: XDG_RUNTIME_DIR is
+/// invalid or not set" on every start, which reads as gpunet's own error.
+/// The directory is `<temp dir>/gpunet-runtime-<uid>`, mode 0700, reused
+/// while it is ours and private; if it cannot be made so, nothing changes.
+#[cfg(target_os = "linux")]
+fn ensure_runtime_dir() {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    const VAR: &str = "XDG_RUNTIME_DIR";
+    let usable = std::env::var_os(VAR)
+        .map(std::path::PathBuf::from)
+        .is_some_and(|dir| dir.is_absolute() && dir.is_dir());
+    if usable {
+        return;
+    }
+    let Ok(uid) = std::fs::metadata("/proc/self").map(|m| m.uid()) else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("gpunet-runtime-{uid}"));
+    let _ = std::fs::DirBuilder::new().mode(0o700).create(&dir);
+    // Only a real directory of ours that no one else can enter.
+    let private = std::fs::symlink_metadata(&dir).is_ok_and(|m| {
+        m.file_type().is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0
+    });
+    if private && dir.is_absolute() {
+        // Called once, before wgpu starts any thread of its own.
+        std::env::set_var(VAR, &dir);
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn ensure_runtime_dir() {}
 
 /// All adapters wgpu can see, best first. `GPUNET_ADAPTER=name` keeps only
 /// adapters whose name contains `name` (case-insensitive).
@@ -86,6 +122,39 @@ pub fn best_adapter() -> Option<AdapterChoice> {
     list_adapters().into_iter().next()
 }
 
+impl AdapterChoice {
+    /// The best adapter, or an error saying why there is none (see
+    /// [`AdapterChoice::none_found`]).
+    pub fn best() -> Result<AdapterChoice> {
+        best_adapter().ok_or_else(|| anyhow!(AdapterChoice::none_found()))
+    }
+
+    /// Why `list_adapters` found nothing: `GPUNET_ADAPTER` matched none of
+    /// the adapters there are (named), or there are none, and how to get one.
+    pub fn none_found() -> String {
+        AdapterChoice::filter_mismatch().unwrap_or_else(|| NO_ADAPTER_HELP.into())
+    }
+
+    /// When `GPUNET_ADAPTER` is set, matches no adapter and there are
+    /// adapters: a message that says so and lists them.
+    pub fn filter_mismatch() -> Option<String> {
+        let wanted = std::env::var(ADAPTER_ENV).ok()?;
+        let mut all = adapters_of(wgpu::Backends::PRIMARY);
+        if all.is_empty() {
+            all = adapters_of(wgpu::Backends::SECONDARY);
+        }
+        if all.is_empty() {
+            return None;
+        }
+        let names: Vec<String> = all.iter().map(|a| describe(&a.get_info())).collect();
+        Some(format!(
+            "{ADAPTER_ENV}={wanted:?} matched none of the GPU adapters: {}. \
+             Set it to part of one of these names, or unset it",
+            names.join("; ")
+        ))
+    }
+}
+
 /// One line describing an adapter: name, backend, kind.
 pub fn describe(info: &wgpu::AdapterInfo) -> String {
     let kind = match info.device_type {
@@ -107,7 +176,7 @@ Vulkan driver (Debian/Ubuntu: `apt-get install mesa-vulkan-drivers`), or train w
 impl GpuContext {
     /// Opens the best adapter (see `list_adapters`).
     pub fn new() -> Result<GpuContext> {
-        let choice = best_adapter().ok_or_else(|| anyhow!(NO_ADAPTER_HELP))?;
+        let choice = AdapterChoice::best()?;
         GpuContext::from_adapter(choice)
     }
 

@@ -73,10 +73,17 @@ pub fn parse_unit(text: &str) -> Result<(usize, usize)> {
 
 /// Runs everything; returns the path of `index.html`.
 pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
+    if cfg.test_limit == Some(0) {
+        bail!("--test-limit 0 leaves no test images to inspect; give at least 1");
+    }
+    crate::output::check_dir("--out", &cfg.out)?;
     let model = model_file::load(&cfg.model)?;
     let mut test = load_mnist(&cfg.data, Split::Test)?;
     if let Some(n) = cfg.test_limit {
         test = test.truncated(n);
+    }
+    if test.is_empty() {
+        bail!("no test images to inspect");
     }
     if (test.rows, test.cols) != (model.graph.input.h, model.graph.input.w) {
         bail!(
@@ -119,7 +126,7 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
             ),
             match &model.settings {
                 Some(s) => format!(
-                    "Trained {} epochs ({} steps) with {:?}, learning rate {} ({:?} schedule), batch {}, seed {}.",
+                    "Trained {} epochs ({} steps) with {}, learning rate {} ({} schedule), batch {}, seed {}.",
                     model.progress.epochs_done, model.progress.global_step, s.optimizer, s.lr, s.schedule, s.batch, s.seed
                 ),
                 None => "No training settings were saved with this model.".into(),
