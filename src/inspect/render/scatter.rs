@@ -1,14 +1,26 @@
 //! Points in 2-D coloured by class, with a legend: [`scatter`].
+//!
+//! plotters draws the plot, as `crate::plot` draws the training curves: it
+//! picks the ticks, draws the axes, grid, tick labels and points. The words
+//! (title, axis labels, legend) are written in afterwards with `text.rs`,
+//! as in the other pictures here.
 
-use super::{
-    fill_rect, outline_rect, write_png, FRAME, INK, LABEL_SIZE, MARGIN, MUTED, PAPER, RULE,
-    TITLE_SIZE,
-};
+use super::{write_png, FRAME, INK, LABEL_SIZE, MARGIN, MUTED, RULE, TITLE_SIZE};
 use crate::inspect::colormap::class_colour;
-use crate::inspect::text::{blend, Align, Typeface};
+use crate::inspect::text::{Align, Typeface};
+use crate::plot::{register_font, FONT_FAMILY};
 use anyhow::{bail, Context};
-use image::{Rgb, RgbImage};
+use image::RgbImage;
+use plotters::data::float::pretty_print_float;
+use plotters::prelude::*;
+use std::ops::Range;
 use std::path::Path;
+
+/// Every scatter plot's `(width, height)` in pixels.
+const SIZE: (u32, u32) = (960, 720);
+
+/// Width kept right of the plot for the legend.
+const LEGEND_WIDTH: u32 = 96;
 
 /// Draws `points` as dots coloured by `classes` (one class per point; ten
 /// distinct colours, which classes from 10 on reuse), with axes, ticks,
@@ -26,67 +38,12 @@ pub fn scatter(
     x_label: &str,
     y_label: &str,
 ) -> anyhow::Result<(u32, u32)> {
-    let image = draw_scatter(points, classes, title, x_label, y_label)
+    let image = draw(points, classes, title, x_label, y_label)
         .with_context(|| format!("cannot draw {}", path.display()))?;
     write_png(path, &image)
 }
 
-const SCATTER_SIZE: (u32, u32) = (960, 720);
-
-/// Ticks for `lo..hi`: about `target` round numbers (1, 2 or 5 × 10ᵏ
-/// apart) inside the range, and their decimals.
-fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, usize) {
-    let raw = (hi - lo) / target as f64;
-    let power = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * power);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last).map(|k| k as f64 * step).collect();
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    (ticks, decimals)
-}
-
-fn format_tick(v: f64, decimals: usize) -> String {
-    let text = format!("{:.decimals$}", v.abs());
-    if v < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        format!("\u{2212}{text}")
-    } else {
-        text
-    }
-}
-
-/// `lo..hi` of `values`, widened by 5% each side (and to a unit width when
-/// all values are equal).
-fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let span = hi - lo;
-    if span <= 1e-12 * lo.abs().max(1.0) {
-        return (lo - 0.5, hi + 0.5);
-    }
-    (lo - 0.05 * span, hi + 0.05 * span)
-}
-
-/// Mixes a disc of radius `r` centred at `(cx, cy)` into the image, its
-/// edge antialiased.
-fn disc(image: &mut RgbImage, (cx, cy): (f64, f64), r: f64, colour: [u8; 3], alpha: f32) {
-    let (x0, x1) = ((cx - r - 1.0).floor() as i64, (cx + r + 1.0).ceil() as i64);
-    let (y0, y1) = ((cy - r - 1.0).floor() as i64, (cy + r + 1.0).ceil() as i64);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
-            let coverage = (r + 0.5 - d).clamp(0.0, 1.0) as f32;
-            blend(image, x, y, colour, coverage * alpha);
-        }
-    }
-}
-
-fn draw_scatter(
+fn draw(
     points: &[(f32, f32)],
     classes: &[u8],
     title: &str,
@@ -109,156 +66,113 @@ fn draw_scatter(
     if shown.is_empty() {
         bail!("no points with finite coordinates to plot");
     }
-    let face = Typeface::load()?;
-    let (width, height) = SCATTER_SIZE;
-    let (x_lo, x_hi) = padded_range(shown.iter().map(|p| p.0));
-    let (y_lo, y_hi) = padded_range(shown.iter().map(|p| p.1));
-    let (x_ticks, x_decimals) = nice_ticks(x_lo, x_hi, 8);
-    let (y_ticks, y_decimals) = nice_ticks(y_lo, y_hi, 7);
-    let y_tick_labels: Vec<String> = y_ticks
-        .iter()
-        .map(|&v| format_tick(v, y_decimals))
-        .collect();
     let mut present: Vec<u8> = shown.iter().map(|p| p.2).collect();
     present.sort_unstable();
     present.dedup();
-    let legend_labels: Vec<String> = present.iter().map(|c| c.to_string()).collect();
-
-    let label_line = face.line_height(LABEL_SIZE);
-    let legend_w = 26
-        + face
-            .max_width(legend_labels.iter().map(String::as_str), LABEL_SIZE)
-            .max(face.width("class", LABEL_SIZE));
-    let y_tick_w = face.max_width(y_tick_labels.iter().map(String::as_str), LABEL_SIZE);
-    let plot_left = MARGIN + label_line + 10 + y_tick_w + 8;
-    let plot_right = width - MARGIN - legend_w - 16;
-    let plot_top = MARGIN + face.line_height(TITLE_SIZE) + 14;
-    let plot_bottom = height - MARGIN - label_line - 8 - label_line - 8;
-    let (plot_w, plot_h) = (
-        (plot_right - plot_left) as f64,
-        (plot_bottom - plot_top) as f64,
-    );
-    let to_px = |x: f64, y: f64| {
-        (
-            plot_left as f64 + (x - x_lo) / (x_hi - x_lo) * plot_w,
-            plot_bottom as f64 - (y - y_lo) / (y_hi - y_lo) * plot_h,
-        )
+    let (radius, alpha) = match shown.len() {
+        0..=1000 => (3, 0.85),
+        1001..=5000 => (3, 0.7),
+        _ => (2, 0.55),
     };
 
-    let mut image = RgbImage::from_pixel(width, height, Rgb(PAPER));
-    let at = |x: u32, y: u32| (x as i64, y as i64);
-    let plot_centre_x = (plot_left + plot_right) / 2;
-    face.draw(
+    register_font()?;
+    let face = Typeface::load()?;
+    let (width, height) = SIZE;
+    let line = face.line_height(LABEL_SIZE);
+    let plot_top = MARGIN + face.line_height(TITLE_SIZE) + 14;
+    let legend_left = width - LEGEND_WIDTH + 16;
+    let legend_row_top = |row: usize| plot_top + (row as u32 + 1) * (line + 6);
+
+    let mut buffer = vec![0u8; width as usize * height as usize * 3];
+    let (plot_xs, plot_ys) = {
+        let root = BitMapBackend::with_buffer(&mut buffer, SIZE).into_drawing_area();
+        root.fill(&WHITE)?;
+        // Room around the plot for the words written in below: the title
+        // above, the axis labels left and below, the legend right.
+        let mut chart = ChartBuilder::on(&root)
+            .margin_top(plot_top)
+            .margin_left(MARGIN + line + 10)
+            .margin_bottom(MARGIN + line + 8)
+            .margin_right(LEGEND_WIDTH)
+            .x_label_area_size(line + 8)
+            .y_label_area_size(48)
+            .build_cartesian_2d(
+                padded_range(shown.iter().map(|p| p.0)),
+                padded_range(shown.iter().map(|p| p.1)),
+            )?;
+        // An even font size: see `text.rs` on plotters' glyph placement.
+        let tick_font = (FONT_FAMILY, f64::from(LABEL_SIZE)).into_font();
+        chart
+            .configure_mesh()
+            .label_style(tick_font.color(&rgb(INK)))
+            .x_labels(8)
+            .y_labels(7)
+            .x_label_formatter(&|v| tick_label(*v))
+            .y_label_formatter(&|v| tick_label(*v))
+            .max_light_lines(0)
+            .bold_line_style(rgb(RULE))
+            .axis_style(rgb(FRAME))
+            .draw()?;
+        chart.draw_series(scrambled(shown.len()).map(|k| {
+            let (x, y, class) = shown[k];
+            Circle::new((x, y), radius, rgb(class_colour(class)).mix(alpha).filled())
+        }))?;
+        for (row, &class) in present.iter().enumerate() {
+            let centre = (
+                legend_left as i32 + 6,
+                (legend_row_top(row) + line / 2) as i32,
+            );
+            root.draw(&Circle::new(centre, 5, rgb(class_colour(class)).filled()))?;
+        }
+        root.present()?;
+        chart.plotting_area().get_pixel_range()
+    };
+
+    // The words, through `text.rs`, which places each glyph exactly where
+    // plotters' own text drops its side bearing ("cl" reads "d").
+    let mut image =
+        RgbImage::from_raw(width, height, buffer).context("plotters' buffer has the wrong size")?;
+    let write = |image: &mut RgbImage, text: &str, size, (x, y): (u32, u32), align, colour| {
+        face.draw(image, text, size, (x as i64, y as i64), align, colour)
+    };
+    let plot_centre = (
+        (plot_xs.start + plot_xs.end) as u32 / 2,
+        (plot_ys.start + plot_ys.end) as u32 / 2,
+    );
+    write(
         &mut image,
         title,
         TITLE_SIZE,
-        at(width / 2, MARGIN),
+        (width / 2, MARGIN),
         Align::Centre,
         INK,
     );
-    // Grid lines and ticks.
-    for &tick in &x_ticks {
-        let x = to_px(tick, y_lo).0.round() as i64;
-        fill_rect(
-            &mut image,
-            x,
-            plot_top as i64,
-            1,
-            plot_bottom - plot_top,
-            RULE,
-        );
-        fill_rect(&mut image, x, plot_bottom as i64, 1, 5, MUTED);
-        let label = format_tick(tick, x_decimals);
-        face.draw(
-            &mut image,
-            &label,
-            LABEL_SIZE,
-            (x, plot_bottom as i64 + 7),
-            Align::Centre,
-            INK,
-        );
-    }
-    for (&tick, label) in y_ticks.iter().zip(&y_tick_labels) {
-        let y = to_px(x_lo, tick).1.round() as i64;
-        fill_rect(
-            &mut image,
-            plot_left as i64,
-            y,
-            plot_right - plot_left,
-            1,
-            RULE,
-        );
-        fill_rect(&mut image, plot_left as i64 - 5, y, 5, 1, MUTED);
-        let top = y - label_line as i64 / 2;
-        face.draw(
-            &mut image,
-            label,
-            LABEL_SIZE,
-            (plot_left as i64 - 8, top),
-            Align::Right,
-            INK,
-        );
-    }
-    face.draw(
+    let x_label_at = (plot_centre.0, height - MARGIN - line);
+    write(
         &mut image,
         x_label,
         LABEL_SIZE,
-        at(plot_centre_x, height - MARGIN - label_line),
+        x_label_at,
         Align::Centre,
         INK,
     );
-    let y_axis_centre = at(MARGIN + label_line / 2, (plot_top + plot_bottom) / 2);
-    face.draw_upwards(&mut image, y_label, LABEL_SIZE, y_axis_centre, INK);
-
-    // Points, in a scrambled fixed order: i ↦ i·p mod n is a permutation
-    // for a prime p that does not divide n.
-    const STRIDE: usize = 1_000_003;
-    let n = shown.len();
-    let (radius, alpha) = match n {
-        0..=1000 => (3.5, 0.85),
-        1001..=5000 => (2.8, 0.7),
-        _ => (2.2, 0.55),
-    };
-    for i in 0..n {
-        let k = if n.is_multiple_of(STRIDE) {
-            i
-        } else {
-            (i * STRIDE) % n
-        };
-        let (x, y, class) = shown[k];
-        disc(&mut image, to_px(x, y), radius, class_colour(class), alpha);
-    }
-    outline_rect(
-        &mut image,
-        plot_left as i64,
-        plot_top as i64,
-        plot_right - plot_left + 1,
-        plot_bottom - plot_top + 1,
-        FRAME,
-    );
-
-    // Legend, right of the plot.
-    let legend_left = plot_right + 16;
-    face.draw(
+    let y_label_at = ((MARGIN + line / 2) as i64, plot_centre.1 as i64);
+    face.draw_upwards(&mut image, y_label, LABEL_SIZE, y_label_at, INK);
+    write(
         &mut image,
         "class",
         LABEL_SIZE,
-        at(legend_left, plot_top),
+        (legend_left, plot_top),
         Align::Left,
         MUTED,
     );
-    for (k, (class, label)) in present.iter().zip(&legend_labels).enumerate() {
-        let top = plot_top + (k as u32 + 1) * (label_line + 6);
-        let centre = (
-            legend_left as f64 + 6.0,
-            top as f64 + label_line as f64 / 2.0,
-        );
-        disc(&mut image, centre, 5.5, class_colour(*class), 1.0);
-        face.draw(
+    for (row, class) in present.iter().enumerate() {
+        let at = (legend_left + 18, legend_row_top(row));
+        write(
             &mut image,
-            label,
+            &class.to_string(),
             LABEL_SIZE,
-            at(legend_left + 18, top),
+            at,
             Align::Left,
             INK,
         );
@@ -266,22 +180,68 @@ fn draw_scatter(
     Ok(image)
 }
 
+fn rgb([r, g, b]: [u8; 3]) -> RGBColor {
+    RGBColor(r, g, b)
+}
+
+/// `lo..hi` of `values`, widened by 5% each side (and to a unit width when
+/// all values are equal).
+fn padded_range(values: impl Iterator<Item = f64>) -> Range<f64> {
+    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
+    let span = hi - lo;
+    if span <= 1e-12 * lo.abs().max(1.0) {
+        return (lo - 0.5)..(hi + 0.5);
+    }
+    (lo - 0.05 * span)..(hi + 0.05 * span)
+}
+
+/// `0..n` in a scrambled but fixed order: `i ↦ i·p mod n` is a permutation
+/// for a prime `p` that does not divide `n`.
+fn scrambled(n: usize) -> impl Iterator<Item = usize> {
+    const STRIDE: usize = 1_000_003;
+    (0..n).map(move |i| {
+        if n.is_multiple_of(STRIDE) {
+            i
+        } else {
+            (i * STRIDE) % n
+        }
+    })
+}
+
+/// A tick label: plotters' shortest form of `v`, with a true minus sign.
+fn tick_label(v: f64) -> String {
+    let text = pretty_print_float(v, false);
+    match text.strip_prefix('-') {
+        Some("0") => "0".to_string(),
+        Some(magnitude) => format!("\u{2212}{magnitude}"),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::decode_rgb;
     use super::*;
 
-    #[test]
-    fn decodes_at_the_returned_size_with_every_class_colour() {
-        let dir = tempfile::tempdir().unwrap();
-        let points: Vec<(f32, f32)> = (0..500)
+    /// `n` points in ten overlapping clouds, class `i % 10`.
+    fn clouds(n: usize) -> (Vec<(f32, f32)>, Vec<u8>) {
+        let points = (0..n)
             .map(|i| {
                 let c = (i % 10) as f32;
                 let t = i as f32 * 0.37;
                 (c.cos() * 3.0 + t.sin(), c.sin() * 2.0 - 0.5 + t.cos() * 0.8)
             })
             .collect();
-        let classes: Vec<u8> = (0..500).map(|i| (i % 10) as u8).collect();
+        let classes = (0..n).map(|i| (i % 10) as u8).collect();
+        (points, classes)
+    }
+
+    #[test]
+    fn decodes_at_the_returned_size_with_every_class_colour() {
+        let dir = tempfile::tempdir().unwrap();
+        let (points, classes) = clouds(500);
         let path = dir.path().join("pca.png");
         let size = scatter(
             &path,
@@ -292,7 +252,7 @@ mod tests {
             "PC 2 (12.3%)",
         )
         .unwrap();
-        assert_eq!(size, SCATTER_SIZE);
+        assert_eq!(size, SIZE);
         let image = decode_rgb(&path, size);
         for class in 0..10 {
             let colour = class_colour(class);
@@ -301,6 +261,28 @@ mod tests {
                 "class {class}'s colour missing"
             );
         }
+        // The points themselves, not only the legend: most of 500 dots'
+        // pixels are tinted (far from white and from gray).
+        let tinted = image
+            .pixels()
+            .filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 40)
+            .count();
+        assert!(tinted > 500 * 20, "only {tinted} coloured pixels");
+        // Written atomically: nothing but the PNG is left.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn the_legend_shows_only_the_classes_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("two.png");
+        let points = [(0.0, 0.0), (1.0, 2.0), (f32::NAN, 1.0), (2.0, 1.0)];
+        // Class 5's only point is NaN: left out, and out of the legend.
+        let size = scatter(&path, &points, &[0, 3, 5, 3], "Two", "x", "y").unwrap();
+        let image = decode_rgb(&path, size);
+        let has = |class: u8| image.pixels().any(|p| p.0 == class_colour(class));
+        assert!(has(0) && has(3));
+        assert!(!has(1) && !has(5));
     }
 
     #[test]
@@ -308,18 +290,30 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.png");
         let err = |r: anyhow::Result<(u32, u32)>| format!("{:#}", r.unwrap_err());
-        assert!(err(scatter(&path, &[(0.0, 0.0)], &[], "t", "x", "y"))
-            .contains("1 points but 0 classes"));
-        assert!(err(scatter(&path, &[(f32::NAN, 0.0)], &[1], "t", "x", "y")).contains("finite"));
+        let e = err(scatter(&path, &[(0.0, 0.0)], &[], "t", "x", "y"));
+        assert!(
+            e.contains("bad.png") && e.contains("1 points but 0 classes"),
+            "{e}"
+        );
+        let nan = [(f32::NAN, 0.0), (1.0, f32::INFINITY)];
+        let e = err(scatter(&path, &nan, &[1, 2], "t", "x", "y"));
+        assert!(e.contains("bad.png") && e.contains("finite"), "{e}");
         assert!(!path.exists());
     }
 
     #[test]
-    fn ticks() {
-        let (ticks, decimals) = nice_ticks(-0.3, 1.25, 8);
-        assert_eq!(decimals, 1);
-        assert_eq!(ticks.first().copied(), Some(-0.2));
-        assert_eq!(format_tick(-0.0, 1), "0.0");
-        assert_eq!(format_tick(-2.0, 0), "\u{2212}2");
+    fn helpers() {
+        assert_eq!(tick_label(-2.0), "\u{2212}2");
+        assert_eq!(tick_label(0.5), "0.5");
+        assert_eq!(tick_label(-0.0), "0");
+        assert_eq!(tick_label(0.1 + 0.2), "0.3");
+        assert_eq!(padded_range([1.0, 3.0].into_iter()), 0.9..3.1);
+        assert_eq!(padded_range([2.0].into_iter()), 1.5..2.5);
+        for n in [1, 10, 4999] {
+            let mut order: Vec<usize> = scrambled(n).collect();
+            assert!(n < 3 || order[..3] != [0, 1, 2], "{n}: not scrambled");
+            order.sort_unstable();
+            assert_eq!(order, (0..n).collect::<Vec<_>>());
+        }
     }
 }
