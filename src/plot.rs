@@ -54,7 +54,7 @@ pub const MAX_SIDE: u32 = 8192;
 const MAX_DOTTED_POINTS: usize = 60;
 
 /// The font plotters draws every text with, registered under this name.
-const FONT_FAMILY: &str = "sans-serif";
+pub(crate) const FONT_FAMILY: &str = "sans-serif";
 /// DejaVu Sans, embedded; `inspect` draws its text with it too.
 pub(crate) static FONT: &[u8] = include_bytes!("../assets/fonts/DejaVuSans.ttf");
 
@@ -90,7 +90,7 @@ pub fn plot_curves(
 }
 
 /// Registers the embedded font with plotters, once per process.
-fn register_font() -> anyhow::Result<()> {
+pub(crate) fn register_font() -> anyhow::Result<()> {
     static REGISTERED: OnceLock<bool> = OnceLock::new();
     let ok = *REGISTERED.get_or_init(|| {
         plotters::style::register_font(FONT_FAMILY, FontStyle::Normal, FONT).is_ok()

@@ -1,6 +1,24 @@
-//! `gpunet inspect`'s pictures and numbers: pure functions that take
-//! numbers and write files. The analysis that produces the numbers (forward
-//! passes, gradient ascent) and the CLI live elsewhere and call these.
+//! `gpunet inspect`: what a trained network learned, as numbers, pictures
+//! and one HTML page. One file per job:
+//!
+//! - [`analysis`]: the numbers, computed through the `Backend` trait so
+//!   they run on either device: per-class statistics of every unit, dead
+//!   units, first-layer templates, the strongest output weights, inputs
+//!   that maximise a unit (gradient ascent through the backward pass), the
+//!   most confident mistakes and the confusion matrix, a layer's
+//!   activations.
+//! - [`pca`]: principal components of those activations, to draw in 2-D.
+//! - [`render`]: the pictures, one module per drawer (`grid.rs`,
+//!   `confusion.rs`, `scatter.rs`), with [`colormap`] for their colours and
+//!   `text.rs` (private) for their text.
+//! - [`html`]: the page that shows them.
+//! - [`report`]: the command itself ([`report::run`], called by the CLI):
+//!   loads the model and the test set, runs the analyses, draws the
+//!   pictures and writes `index.html` (and `report.json` with `--json`).
+//!
+//! `pca`, `render`, `colormap` and `html` are pure functions, numbers in
+//! and files out; they know nothing of networks. The rest of this comment
+//! is their API.
 //!
 //! # Pictures — [`render`]
 //!

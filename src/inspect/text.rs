@@ -5,8 +5,10 @@
 //! glyph at `(size / 2 + top of its pixel box) as i32`, and the cast rounds
 //! towards zero, so at odd font sizes glyphs that start above the midline
 //! (digits) drop half a pixel while a period rises half a pixel: "86.10%"
-//! reads "86·10%". Here every glyph sits on one shared baseline at its exact
-//! sub-pixel position.
+//! reads "86·10%". It also starts each glyph's bitmap at the caret, without
+//! the glyph's left side bearing, so letters with different bearings drift
+//! together: at 14 px "class" reads "dass". Here every glyph sits on one
+//! shared baseline at its exact sub-pixel position.
 //!
 //! A font size is ab_glyph's pixel scale: the height from the font's
 //! descender to its ascender, which is also the height of a line box here.

@@ -1,129 +1,21 @@
-//! Pictures of what a network learned: numbers in, PNG or GIF files out.
-//!
-//! - [`weight_grid`]: signed tiles (a unit's incoming weights as a 28×28
-//!   image, a class template, a gradient) side by side on one blue–white–red
-//!   scale, with captions, a title and a colour bar.
-//! - [`templates_gif`]: the same grid once per training snapshot, as an
-//!   animated GIF that loops forever.
-//! - [`image_grid`]: grayscale images in `[0, 1]` with a caption under each
-//!   (activation-maximisation images, the most confident mistakes).
-//! - [`confusion_heatmap`]: a confusion matrix with its counts written in.
-//! - [`scatter`]: points in 2-D coloured by class, with a legend (a hidden
-//!   layer's PCA).
-//!
-//! Every function checks its input first (an error names the file and the
-//! problem), draws into memory, encodes, and writes the file atomically with
-//! [`write_atomically`], so a reader never sees half a picture. Each returns
-//! the `(width, height)` it wrote, in pixels.
-//!
-//! Tiles are enlarged by an integer factor with nearest-neighbour sampling,
-//! so each weight stays one crisp square; a thin gray frame around each tile
-//! keeps near-zero (near-white) edges visible against the white page.
+//! Grids of tiles: [`weight_grid`] (signed values on the diverging scale,
+//! with a colour bar), [`templates_gif`] (that grid once per training
+//! snapshot) and [`image_grid`] (grayscale images). All three share one
+//! `GridLayout`, so a GIF's frames line up pixel for pixel.
 
-use super::colormap::{blues, class_colour, diverging, grayscale, luminance, reds, INVALID};
-use super::text::{blend, Align, Typeface};
+use super::{
+    check_size, fill_rect, outline_rect, write_png, GridOptions, Tile, CAPTION_SIZE, FRAME, INK,
+    LABEL_SIZE, MARGIN, MUTED, PAPER, SUBTITLE_SIZE, TITLE_SIZE,
+};
 use crate::checkpoint::write_atomically;
+use crate::inspect::colormap::{diverging, grayscale, INVALID};
+use crate::inspect::text::{Align, Typeface};
 use anyhow::{bail, Context};
-use image::codecs::png::PngEncoder;
-use image::{ExtendedColorType, ImageEncoder, Rgb, RgbImage};
+use image::{Rgb, RgbImage};
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
-/// The largest side, in pixels, of any picture drawn here.
-pub const MAX_SIDE: u32 = 8192;
-
-/// A `width × height` grid of numbers, row-major: `values[y * width + x]`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Tile {
-    pub width: usize,
-    pub height: usize,
-    pub values: Vec<f32>,
-}
-
-impl Tile {
-    /// A tile, checking that `values` holds `width × height` numbers.
-    pub fn new(width: usize, height: usize, values: Vec<f32>) -> anyhow::Result<Tile> {
-        let tile = Tile {
-            width,
-            height,
-            values,
-        };
-        tile.check()?;
-        Ok(tile)
-    }
-
-    fn check(&self) -> anyhow::Result<()> {
-        if self.width == 0 || self.height == 0 {
-            bail!("a tile of {}×{} values is empty", self.width, self.height);
-        }
-        if self.values.len() != self.width * self.height {
-            bail!(
-                "a {}×{} tile needs {} values but has {}",
-                self.width,
-                self.height,
-                self.width * self.height,
-                self.values.len()
-            );
-        }
-        Ok(())
-    }
-}
-
-/// How a grid of tiles is laid out and labelled.
-#[derive(Debug, Clone, PartialEq)]
-pub struct GridOptions {
-    /// Drawn centred above the grid; empty for none.
-    pub title: String,
-    /// Tiles per row; 0 picks a count that leaves few empty cells and makes
-    /// the grid somewhat wider than tall (10 tiles: 5 × 2, 128: 16 × 8).
-    pub columns: usize,
-    /// Each value is drawn as a `zoom × zoom` square of pixels (at least 1).
-    pub zoom: u32,
-    /// Pixels between neighbouring cells.
-    pub gap: u32,
-    /// The symmetric colour scale `s` of signed tiles: `−s` is darkest blue,
-    /// `+s` darkest red, values beyond are clipped. `None`: the largest
-    /// `|value|` over all tiles (and all frames of a GIF). Ignored by
-    /// [`image_grid`].
-    pub scale: Option<f32>,
-    /// Written above the colour bar, e.g. "weight"; empty for none.
-    pub legend_label: String,
-    /// GIFs: how long each frame shows, in milliseconds; the last frame
-    /// shows four times as long, so the final state can be seen before the
-    /// loop starts again.
-    pub frame_delay_ms: u32,
-}
-
-impl Default for GridOptions {
-    fn default() -> Self {
-        GridOptions {
-            title: String::new(),
-            columns: 0,
-            zoom: 4,
-            gap: 8,
-            scale: None,
-            legend_label: String::new(),
-            frame_delay_ms: 500,
-        }
-    }
-}
-
-/// White page, near-black text, gray secondary text and frames.
-const PAPER: [u8; 3] = [255, 255, 255];
-const INK: [u8; 3] = [33, 33, 33];
-const MUTED: [u8; 3] = [96, 96, 96];
-const FRAME: [u8; 3] = [160, 160, 160];
-const RULE: [u8; 3] = [225, 225, 225];
-
-/// Font sizes (line heights) in pixels.
-const TITLE_SIZE: f32 = 22.0;
-const SUBTITLE_SIZE: f32 = 18.0;
-const CAPTION_SIZE: f32 = 15.0;
-const LABEL_SIZE: f32 = 14.0;
-
-/// Blank border around every picture.
-const MARGIN: u32 = 16;
 /// Height of the colour bar.
 const BAR_HEIGHT: u32 = 14;
 
@@ -253,45 +145,8 @@ pub fn image_grid(
     write_png(path, &image)
 }
 
-/// Draws a confusion matrix, `confusion[true][predicted]` counts for `n`
-/// classes labelled `0..n`, as a heat map with every count written in its
-/// cell.
-///
-/// Colours are shares of the row (of the images of that true class): the
-/// diagonal on a white-to-blue scale by the share classified right, the
-/// other cells on a white-to-red scale by the share given that wrong class,
-/// the darkest red being the largest such share, so the worst confusions
-/// stand out however good the network is. A column on the right gives each
-/// class's share right; the title gives the overall accuracy.
-pub fn confusion_heatmap(path: &Path, confusion: &[Vec<u64>]) -> anyhow::Result<(u32, u32)> {
-    let image =
-        draw_confusion(confusion).with_context(|| format!("cannot draw {}", path.display()))?;
-    write_png(path, &image)
-}
-
-/// Draws `points` as dots coloured by `classes` (one class per point; ten
-/// distinct colours, which classes from 10 on reuse), with axes, ticks,
-/// `x_label`, `y_label`, `title` and a legend of the classes present.
-///
-/// Points that are not finite are left out; it is an error if none is
-/// left. Points are drawn half-transparent and in a scrambled but fixed
-/// order, so where classes overlap no class hides the others just by
-/// coming last. Returns the image size (960 × 720).
-pub fn scatter(
-    path: &Path,
-    points: &[(f32, f32)],
-    classes: &[u8],
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-) -> anyhow::Result<(u32, u32)> {
-    let image = draw_scatter(points, classes, title, x_label, y_label)
-        .with_context(|| format!("cannot draw {}", path.display()))?;
-    write_png(path, &image)
-}
-
 // ---------------------------------------------------------------------------
-// Checks and shared helpers.
+// Checks and helpers.
 
 /// The `(width, height)` every tile shares.
 fn tile_shape(tiles: &[Tile]) -> anyhow::Result<(usize, usize)> {
@@ -340,50 +195,6 @@ fn colour_scale<'a>(
         .filter(|v| v.is_finite())
         .fold(0.0f32, |m, v| m.max(v.abs()));
     Ok(if largest > 0.0 { largest } else { 1.0 })
-}
-
-fn check_size(width: u32, height: u32) -> anyhow::Result<()> {
-    if width > MAX_SIDE || height > MAX_SIDE {
-        bail!(
-            "the picture would be {width}×{height} pixels, over the limit of {MAX_SIDE} a side: \
-             use fewer tiles, a smaller zoom or fewer columns"
-        );
-    }
-    Ok(())
-}
-
-fn write_png(path: &Path, image: &RgbImage) -> anyhow::Result<(u32, u32)> {
-    let mut png = Vec::new();
-    PngEncoder::new(&mut png)
-        .write_image(
-            image.as_raw(),
-            image.width(),
-            image.height(),
-            ExtendedColorType::Rgb8,
-        )
-        .with_context(|| format!("cannot encode {} as PNG", path.display()))?;
-    write_atomically(path, &png)?;
-    Ok(image.dimensions())
-}
-
-fn fill_rect(image: &mut RgbImage, x: i64, y: i64, width: u32, height: u32, colour: [u8; 3]) {
-    let x0 = x.max(0) as u32;
-    let y0 = y.max(0) as u32;
-    let x1 = ((x + width as i64).max(0) as u32).min(image.width());
-    let y1 = ((y + height as i64).max(0) as u32).min(image.height());
-    for py in y0..y1 {
-        for px in x0..x1 {
-            image.put_pixel(px, py, Rgb(colour));
-        }
-    }
-}
-
-/// A one-pixel outline just inside the rectangle.
-fn outline_rect(image: &mut RgbImage, x: i64, y: i64, width: u32, height: u32, colour: [u8; 3]) {
-    fill_rect(image, x, y, width, 1, colour);
-    fill_rect(image, x, y + height as i64 - 1, width, 1, colour);
-    fill_rect(image, x, y, 1, height, colour);
-    fill_rect(image, x + width as i64 - 1, y, 1, height, colour);
 }
 
 /// A value for a label: three significant digits, a true minus sign, and
@@ -443,7 +254,7 @@ fn auto_columns(n: usize) -> usize {
 }
 
 // ---------------------------------------------------------------------------
-// Grids of tiles.
+// The layout every grid shares.
 
 /// Where everything of a tile grid goes; the same for every frame of a GIF.
 struct GridLayout {
@@ -748,485 +559,13 @@ impl Palette {
     }
 }
 
-// ---------------------------------------------------------------------------
-// Confusion matrix.
-
-fn draw_confusion(confusion: &[Vec<u64>]) -> anyhow::Result<RgbImage> {
-    let n = confusion.len();
-    if n == 0 {
-        bail!("the confusion matrix is empty");
-    }
-    for (i, row) in confusion.iter().enumerate() {
-        if row.len() != n {
-            bail!(
-                "the confusion matrix must be square: row {i} has {} entries, there are {n} rows",
-                row.len()
-            );
-        }
-    }
-    let face = Typeface::load()?;
-    let row_totals: Vec<u64> = confusion.iter().map(|row| row.iter().sum()).collect();
-    let total: u64 = row_totals.iter().sum();
-    let correct: u64 = (0..n).map(|i| confusion[i][i]).sum();
-    let share = |i: usize, j: usize| {
-        if row_totals[i] == 0 {
-            0.0
-        } else {
-            confusion[i][j] as f64 / row_totals[i] as f64
-        }
-    };
-    let worst = (0..n)
-        .flat_map(|i| (0..n).filter(move |&j| j != i).map(move |j| (i, j)))
-        .map(|(i, j)| share(i, j))
-        .fold(0.0f64, f64::max);
-
-    let count_size = CAPTION_SIZE;
-    let widest_count = confusion
-        .iter()
-        .flatten()
-        .map(|c| face.width(&c.to_string(), count_size))
-        .max()
-        .unwrap_or(0);
-    let cell = (widest_count + 12).max(46);
-    let label_line = face.line_height(LABEL_SIZE);
-    let class_labels: Vec<String> = (0..n).map(|c| c.to_string()).collect();
-    let row_label_w = face.max_width(class_labels.iter().map(String::as_str), LABEL_SIZE);
-    let percent_w = face
-        .width("100.0%", LABEL_SIZE)
-        .max(face.width("right", LABEL_SIZE));
-    let matrix = cell * n as u32;
-
-    let title = if total == 0 {
-        "Confusion matrix: no images counted".to_string()
-    } else {
-        format!(
-            "Confusion matrix: {correct} of {total} right ({:.2}%)",
-            100.0 * correct as f64 / total as f64
-        )
-    };
-    let notes = [
-        "Rows: the true class. Columns: the class the network predicted.".to_string(),
-        "Blue: share of the row predicted right. Red: share given that wrong class".to_string(),
-        format!(
-            "(darkest red = {:.1}% of the row, the largest confusion).",
-            100.0 * worst
-        ),
-    ];
-
-    // Left to right: axis label, row labels, matrix, share-right column.
-    let axis_w = label_line;
-    let matrix_left = MARGIN + axis_w + 10 + row_label_w + 8;
-    let percent_left = matrix_left + matrix + 10;
-    let content_right = percent_left + percent_w;
-    let notes_w = face.max_width(notes.iter().map(String::as_str), LABEL_SIZE);
-    let title_w = face.width(&title, TITLE_SIZE);
-    let width = content_right.max(MARGIN + title_w).max(MARGIN + notes_w) + MARGIN;
-    // Top to bottom: title, axis label, column labels, matrix, notes.
-    let title_top = MARGIN;
-    let axis_top = title_top + face.line_height(TITLE_SIZE) + 12;
-    let col_labels_top = axis_top + label_line + 4;
-    let matrix_top = col_labels_top + label_line + 6;
-    let notes_top = matrix_top + matrix + 14;
-    let height = notes_top + notes.len() as u32 * (label_line + 2) + MARGIN;
-    check_size(width, height)?;
-
-    let mut image = RgbImage::from_pixel(width, height, Rgb(PAPER));
-    let at = |x: u32, y: u32| (x as i64, y as i64);
-    face.draw(
-        &mut image,
-        &title,
-        TITLE_SIZE,
-        at(width / 2, title_top),
-        Align::Centre,
-        INK,
-    );
-    let matrix_centre_x = matrix_left + matrix / 2;
-    let matrix_centre_y = matrix_top + matrix / 2;
-    face.draw(
-        &mut image,
-        "predicted class",
-        LABEL_SIZE,
-        at(matrix_centre_x, axis_top),
-        Align::Centre,
-        MUTED,
-    );
-    face.draw_upwards(
-        &mut image,
-        "true class",
-        LABEL_SIZE,
-        at(MARGIN + axis_w / 2, matrix_centre_y),
-        MUTED,
-    );
-    face.draw(
-        &mut image,
-        "right",
-        LABEL_SIZE,
-        at(percent_left + percent_w, col_labels_top),
-        Align::Right,
-        MUTED,
-    );
-    let count_line = face.line_height(count_size);
-    for (i, label) in class_labels.iter().enumerate() {
-        let offset = i as u32 * cell + cell / 2;
-        face.draw(
-            &mut image,
-            label,
-            LABEL_SIZE,
-            at(matrix_left + offset, col_labels_top),
-            Align::Centre,
-            INK,
-        );
-        let row_text_top = matrix_top + offset - label_line / 2;
-        face.draw(
-            &mut image,
-            label,
-            LABEL_SIZE,
-            at(matrix_left - 8, row_text_top),
-            Align::Right,
-            INK,
-        );
-    }
-    for (i, row) in confusion.iter().enumerate() {
-        for (j, &count) in row.iter().enumerate() {
-            let fraction = share(i, j) as f32;
-            let colour = if i == j {
-                blues(fraction)
-            } else if count == 0 {
-                // Blank, so that only real confusions are tinted.
-                [250, 250, 250]
-            } else if worst > 0.0 {
-                reds(fraction / worst as f32)
-            } else {
-                PAPER
-            };
-            let (x, y) = (matrix_left + j as u32 * cell, matrix_top + i as u32 * cell);
-            fill_rect(&mut image, x as i64, y as i64, cell, cell, colour);
-            let text_colour = if count == 0 {
-                [185, 185, 185]
-            } else if luminance(colour) < 0.3 {
-                PAPER
-            } else {
-                INK
-            };
-            let text_top = y + (cell - count_line) / 2;
-            face.draw(
-                &mut image,
-                &count.to_string(),
-                count_size,
-                at(x + cell / 2, text_top),
-                Align::Centre,
-                text_colour,
-            );
-        }
-        let right = if row_totals[i] == 0 {
-            "\u{2014}".to_string()
-        } else {
-            format!("{:.1}%", 100.0 * share(i, i))
-        };
-        let text_top = matrix_top + i as u32 * cell + (cell - label_line) / 2;
-        face.draw(
-            &mut image,
-            &right,
-            LABEL_SIZE,
-            at(percent_left + percent_w, text_top),
-            Align::Right,
-            INK,
-        );
-    }
-    // Thin white rules between cells, a frame around the matrix.
-    for k in 1..n as u32 {
-        fill_rect(
-            &mut image,
-            (matrix_left + k * cell) as i64,
-            matrix_top as i64,
-            1,
-            matrix,
-            PAPER,
-        );
-        fill_rect(
-            &mut image,
-            matrix_left as i64,
-            (matrix_top + k * cell) as i64,
-            matrix,
-            1,
-            PAPER,
-        );
-    }
-    outline_rect(
-        &mut image,
-        matrix_left as i64 - 1,
-        matrix_top as i64 - 1,
-        matrix + 2,
-        matrix + 2,
-        FRAME,
-    );
-    for (k, note) in notes.iter().enumerate() {
-        let top = notes_top + k as u32 * (label_line + 2);
-        face.draw(
-            &mut image,
-            note,
-            LABEL_SIZE,
-            at(MARGIN, top),
-            Align::Left,
-            MUTED,
-        );
-    }
-    Ok(image)
-}
-
-// ---------------------------------------------------------------------------
-// Scatter plot.
-
-const SCATTER_SIZE: (u32, u32) = (960, 720);
-
-/// Ticks for `lo..hi`: about `target` round numbers (1, 2 or 5 × 10ᵏ
-/// apart) inside the range, and their decimals.
-fn nice_ticks(lo: f64, hi: f64, target: usize) -> (Vec<f64>, usize) {
-    let raw = (hi - lo) / target as f64;
-    let power = 10f64.powf(raw.log10().floor());
-    let step = [1.0, 2.0, 5.0, 10.0]
-        .iter()
-        .map(|m| m * power)
-        .find(|&s| s >= raw)
-        .unwrap_or(10.0 * power);
-    let first = (lo / step).ceil() as i64;
-    let last = (hi / step).floor() as i64;
-    let ticks = (first..=last).map(|k| k as f64 * step).collect();
-    let decimals = (-step.log10().floor()).max(0.0) as usize;
-    (ticks, decimals)
-}
-
-fn format_tick(v: f64, decimals: usize) -> String {
-    let text = format!("{:.decimals$}", v.abs());
-    if v < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
-        format!("\u{2212}{text}")
-    } else {
-        text
-    }
-}
-
-/// `lo..hi` of `values`, widened by 5% each side (and to a unit width when
-/// all values are equal).
-fn padded_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let span = hi - lo;
-    if span <= 1e-12 * lo.abs().max(1.0) {
-        return (lo - 0.5, hi + 0.5);
-    }
-    (lo - 0.05 * span, hi + 0.05 * span)
-}
-
-/// Mixes a disc of radius `r` centred at `(cx, cy)` into the image, its
-/// edge antialiased.
-fn disc(image: &mut RgbImage, (cx, cy): (f64, f64), r: f64, colour: [u8; 3], alpha: f32) {
-    let (x0, x1) = ((cx - r - 1.0).floor() as i64, (cx + r + 1.0).ceil() as i64);
-    let (y0, y1) = ((cy - r - 1.0).floor() as i64, (cy + r + 1.0).ceil() as i64);
-    for y in y0..=y1 {
-        for x in x0..=x1 {
-            let d = ((x as f64 + 0.5 - cx).powi(2) + (y as f64 + 0.5 - cy).powi(2)).sqrt();
-            let coverage = (r + 0.5 - d).clamp(0.0, 1.0) as f32;
-            blend(image, x, y, colour, coverage * alpha);
-        }
-    }
-}
-
-fn draw_scatter(
-    points: &[(f32, f32)],
-    classes: &[u8],
-    title: &str,
-    x_label: &str,
-    y_label: &str,
-) -> anyhow::Result<RgbImage> {
-    if points.len() != classes.len() {
-        bail!(
-            "{} points but {} classes: give one class per point",
-            points.len(),
-            classes.len()
-        );
-    }
-    let shown: Vec<(f64, f64, u8)> = points
-        .iter()
-        .zip(classes)
-        .filter(|((x, y), _)| x.is_finite() && y.is_finite())
-        .map(|(&(x, y), &c)| (x as f64, y as f64, c))
-        .collect();
-    if shown.is_empty() {
-        bail!("no points with finite coordinates to plot");
-    }
-    let face = Typeface::load()?;
-    let (width, height) = SCATTER_SIZE;
-    let (x_lo, x_hi) = padded_range(shown.iter().map(|p| p.0));
-    let (y_lo, y_hi) = padded_range(shown.iter().map(|p| p.1));
-    let (x_ticks, x_decimals) = nice_ticks(x_lo, x_hi, 8);
-    let (y_ticks, y_decimals) = nice_ticks(y_lo, y_hi, 7);
-    let y_tick_labels: Vec<String> = y_ticks
-        .iter()
-        .map(|&v| format_tick(v, y_decimals))
-        .collect();
-    let mut present: Vec<u8> = shown.iter().map(|p| p.2).collect();
-    present.sort_unstable();
-    present.dedup();
-    let legend_labels: Vec<String> = present.iter().map(|c| c.to_string()).collect();
-
-    let label_line = face.line_height(LABEL_SIZE);
-    let legend_w = 26
-        + face
-            .max_width(legend_labels.iter().map(String::as_str), LABEL_SIZE)
-            .max(face.width("class", LABEL_SIZE));
-    let y_tick_w = face.max_width(y_tick_labels.iter().map(String::as_str), LABEL_SIZE);
-    let plot_left = MARGIN + label_line + 10 + y_tick_w + 8;
-    let plot_right = width - MARGIN - legend_w - 16;
-    let plot_top = MARGIN + face.line_height(TITLE_SIZE) + 14;
-    let plot_bottom = height - MARGIN - label_line - 8 - label_line - 8;
-    let (plot_w, plot_h) = (
-        (plot_right - plot_left) as f64,
-        (plot_bottom - plot_top) as f64,
-    );
-    let to_px = |x: f64, y: f64| {
-        (
-            plot_left as f64 + (x - x_lo) / (x_hi - x_lo) * plot_w,
-            plot_bottom as f64 - (y - y_lo) / (y_hi - y_lo) * plot_h,
-        )
-    };
-
-    let mut image = RgbImage::from_pixel(width, height, Rgb(PAPER));
-    let at = |x: u32, y: u32| (x as i64, y as i64);
-    let plot_centre_x = (plot_left + plot_right) / 2;
-    face.draw(
-        &mut image,
-        title,
-        TITLE_SIZE,
-        at(width / 2, MARGIN),
-        Align::Centre,
-        INK,
-    );
-    // Grid lines and ticks.
-    for &tick in &x_ticks {
-        let x = to_px(tick, y_lo).0.round() as i64;
-        fill_rect(
-            &mut image,
-            x,
-            plot_top as i64,
-            1,
-            plot_bottom - plot_top,
-            RULE,
-        );
-        fill_rect(&mut image, x, plot_bottom as i64, 1, 5, MUTED);
-        let label = format_tick(tick, x_decimals);
-        face.draw(
-            &mut image,
-            &label,
-            LABEL_SIZE,
-            (x, plot_bottom as i64 + 7),
-            Align::Centre,
-            INK,
-        );
-    }
-    for (&tick, label) in y_ticks.iter().zip(&y_tick_labels) {
-        let y = to_px(x_lo, tick).1.round() as i64;
-        fill_rect(
-            &mut image,
-            plot_left as i64,
-            y,
-            plot_right - plot_left,
-            1,
-            RULE,
-        );
-        fill_rect(&mut image, plot_left as i64 - 5, y, 5, 1, MUTED);
-        let top = y - label_line as i64 / 2;
-        face.draw(
-            &mut image,
-            label,
-            LABEL_SIZE,
-            (plot_left as i64 - 8, top),
-            Align::Right,
-            INK,
-        );
-    }
-    face.draw(
-        &mut image,
-        x_label,
-        LABEL_SIZE,
-        at(plot_centre_x, height - MARGIN - label_line),
-        Align::Centre,
-        INK,
-    );
-    let y_axis_centre = at(MARGIN + label_line / 2, (plot_top + plot_bottom) / 2);
-    face.draw_upwards(&mut image, y_label, LABEL_SIZE, y_axis_centre, INK);
-
-    // Points, in a scrambled fixed order: i ↦ i·p mod n is a permutation
-    // for a prime p that does not divide n.
-    const STRIDE: usize = 1_000_003;
-    let n = shown.len();
-    let (radius, alpha) = match n {
-        0..=1000 => (3.5, 0.85),
-        1001..=5000 => (2.8, 0.7),
-        _ => (2.2, 0.55),
-    };
-    for i in 0..n {
-        let k = if n.is_multiple_of(STRIDE) {
-            i
-        } else {
-            (i * STRIDE) % n
-        };
-        let (x, y, class) = shown[k];
-        disc(&mut image, to_px(x, y), radius, class_colour(class), alpha);
-    }
-    outline_rect(
-        &mut image,
-        plot_left as i64,
-        plot_top as i64,
-        plot_right - plot_left + 1,
-        plot_bottom - plot_top + 1,
-        FRAME,
-    );
-
-    // Legend, right of the plot.
-    let legend_left = plot_right + 16;
-    face.draw(
-        &mut image,
-        "class",
-        LABEL_SIZE,
-        at(legend_left, plot_top),
-        Align::Left,
-        MUTED,
-    );
-    for (k, (class, label)) in present.iter().zip(&legend_labels).enumerate() {
-        let top = plot_top + (k as u32 + 1) * (label_line + 6);
-        let centre = (
-            legend_left as f64 + 6.0,
-            top as f64 + label_line as f64 / 2.0,
-        );
-        disc(&mut image, centre, 5.5, class_colour(*class), 1.0);
-        face.draw(
-            &mut image,
-            label,
-            LABEL_SIZE,
-            at(legend_left + 18, top),
-            Align::Left,
-            INK,
-        );
-    }
-    Ok(image)
-}
-
 #[cfg(test)]
 mod tests {
+    use super::super::decode_rgb as rgb;
     use super::*;
     use image::codecs::gif::GifDecoder;
     use image::AnimationDecoder;
 
-    fn rgb(path: &Path, size: (u32, u32)) -> RgbImage {
-        let image = image::open(path)
-            .expect("a PNG the image crate decodes")
-            .to_rgb8();
-        assert_eq!(image.dimensions(), size, "{}", path.display());
-        image
-    }
-
-    /// A 28×28 tile: a smooth signed blob, like a first-layer weight.
     fn blob(seed: usize) -> Tile {
         let values = (0..28 * 28)
             .map(|k| {
@@ -1384,48 +723,6 @@ mod tests {
     }
 
     #[test]
-    fn confusion_and_scatter_decode_at_the_returned_size() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut confusion = vec![vec![0u64; 10]; 10];
-        for (i, row) in confusion.iter_mut().enumerate() {
-            row[i] = 950 + 5 * i as u64;
-            row[(i + 3) % 10] = 3 * i as u64;
-        }
-        confusion[4][9] = 41;
-        let path = dir.path().join("confusion.png");
-        let size = confusion_heatmap(&path, &confusion).unwrap();
-        rgb(&path, size);
-
-        let points: Vec<(f32, f32)> = (0..500)
-            .map(|i| {
-                let c = (i % 10) as f32;
-                let t = i as f32 * 0.37;
-                (c.cos() * 3.0 + t.sin(), c.sin() * 2.0 - 0.5 + t.cos() * 0.8)
-            })
-            .collect();
-        let classes: Vec<u8> = (0..500).map(|i| (i % 10) as u8).collect();
-        let path = dir.path().join("pca.png");
-        let size = scatter(
-            &path,
-            &points,
-            &classes,
-            "Hidden layer, PCA",
-            "PC 1 (41.0%)",
-            "PC 2 (12.3%)",
-        )
-        .unwrap();
-        assert_eq!(size, SCATTER_SIZE);
-        let image = rgb(&path, size);
-        for class in 0..10 {
-            let colour = class_colour(class);
-            assert!(
-                image.pixels().any(|p| p.0 == colour),
-                "class {class}'s colour missing"
-            );
-        }
-    }
-
-    #[test]
     fn bad_inputs_are_errors_that_name_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.png");
@@ -1433,7 +730,6 @@ mod tests {
         let opts = GridOptions::default();
         let err = |r: anyhow::Result<(u32, u32)>| format!("{:#}", r.unwrap_err());
 
-        assert!(Tile::new(2, 2, vec![0.0; 3]).is_err());
         let e = err(weight_grid(&path, &[], &[], &opts));
         assert!(e.contains("bad.png") && e.contains("no tiles"), "{e}");
         let odd = Tile::new(3, 2, vec![0.0; 6]).unwrap();
@@ -1463,10 +759,6 @@ mod tests {
         };
         let big = Tile::new(28, 28, vec![0.0; 784]).unwrap();
         assert!(err(weight_grid(&path, &[big], &[], &huge)).contains("over the limit"));
-        assert!(err(confusion_heatmap(&path, &[vec![1, 2], vec![3]])).contains("square"));
-        assert!(err(scatter(&path, &[(0.0, 0.0)], &[], "t", "x", "y"))
-            .contains("1 points but 0 classes"));
-        assert!(err(scatter(&path, &[(f32::NAN, 0.0)], &[1], "t", "x", "y")).contains("finite"));
         let gif_path = dir.path().join("bad.gif");
         let frames = vec![
             ("a".to_string(), vec![tile.clone()]),
@@ -1488,11 +780,6 @@ mod tests {
         assert_eq!(format_value(-12.345), "\u{2212}12.3");
         assert_eq!(format_value(0.0), "0");
         assert_eq!(format_value(2e-5), "2.00e-5");
-        let (ticks, decimals) = nice_ticks(-0.3, 1.25, 8);
-        assert_eq!(decimals, 1);
-        assert_eq!(ticks.first().copied(), Some(-0.2));
-        assert_eq!(format_tick(-0.0, 1), "0.0");
-        assert_eq!(format_tick(-2.0, 0), "\u{2212}2");
         // The palette keeps the diverging scale's colours exactly.
         let palette = Palette::new();
         let c = diverging(0.5, 1.0);
