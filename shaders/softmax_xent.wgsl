@@ -8,6 +8,11 @@
 //   ∂L/∂z_rc = (softmax(z_r)_c − [c = label_r]) / batch_len
 //   where L is the batch mean of loss_r.
 //
+//   With label smoothing ε (training only), the target is
+//   q = (1 − ε)·onehot(label) + ε/cols (PyTorch's label_smoothing):
+//   loss_r  = (1 − ε)·(lse − z_r,label) + ε·(lse − mean_c z_rc)
+//   ∂L/∂z_rc = (softmax(z_r)_c − q_c) / batch_len
+//
 // One workgroup handles the whole batch (rows are few and short), so the
 // batch's loss and correct count are reduced in workgroup memory and added to
 // `metrics` without atomics. A non-finite batch loss records the first such
@@ -16,6 +21,7 @@
 struct XentParams {
     rows: u32,
     cols: u32,
+    smoothing: f32,
 }
 
 struct Metrics {
@@ -62,13 +68,25 @@ fn softmax_xent(@builtin(local_invocation_index) t: u32) {
             sum += exp(logits[base + c] - max_logit);
         }
         let label = labels[r];
-        loss += log(sum) + max_logit - logits[base + label];
+        let lse = log(sum) + max_logit;
+        if p.smoothing > 0.0 {
+            var total = 0.0;
+            for (var c = 0u; c < p.cols; c++) {
+                total += logits[base + c];
+            }
+            let mean = total / f32(p.cols);
+            loss += (1.0 - p.smoothing) * (lse - logits[base + label]) + p.smoothing * (lse - mean);
+        } else {
+            loss += lse - logits[base + label];
+        }
         if argmax == label {
             correct += 1u;
         }
+        let off = p.smoothing / f32(p.cols);
+        let on = 1.0 - p.smoothing + off;
         for (var c = 0u; c < p.cols; c++) {
             let prob = exp(logits[base + c] - max_logit) / sum;
-            grad[base + c] = (prob - select(0.0, 1.0, c == label)) * inv_len;
+            grad[base + c] = (prob - select(off, on, c == label)) * inv_len;
         }
     }
     loss_part[t] = loss;

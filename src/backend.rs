@@ -27,6 +27,23 @@ impl Optimizer {
         self.state_names().len()
     }
 
+    /// The same optimiser without weight decay.
+    pub fn without_weight_decay(&self) -> Optimizer {
+        match *self {
+            Optimizer::Sgd {
+                momentum, nesterov, ..
+            } => Optimizer::Sgd {
+                momentum,
+                weight_decay: 0.0,
+                nesterov,
+            },
+            Optimizer::Adam(cfg) => Optimizer::Adam(crate::ops::optim::AdamConfig {
+                weight_decay: 0.0,
+                ..cfg
+            }),
+        }
+    }
+
     /// PyTorch's names for the optimiser's per-parameter state.
     pub fn state_names(&self) -> &'static [&'static str] {
         match self {

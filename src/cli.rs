@@ -85,6 +85,14 @@ pub struct TrainArgs {
     /// SGD with Nesterov momentum: θ ← θ − lr·(g + momentum·v).
     #[arg(long)]
     pub nesterov: bool,
+    /// Label smoothing ε of the training loss, in [0, 1): the target is
+    /// (1 − ε)·onehot + ε/classes. The reported test loss stays plain.
+    #[arg(long, default_value_t = 0.0, value_parser = fraction)]
+    pub label_smoothing: f32,
+    /// No weight decay on one-dimensional parameters (biases, batch-norm
+    /// scales and shifts).
+    #[arg(long)]
+    pub no_bias_decay: bool,
     /// L2 penalty (sgd, adam: added to the gradient; adamw: decoupled, default 0.01).
     #[arg(long, value_parser = non_negative)]
     pub weight_decay: Option<f32>,
@@ -351,6 +359,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         step_epochs: args.lr_step_epochs,
         gamma: args.lr_gamma,
         seed: args.seed,
+        label_smoothing: args.label_smoothing,
+        no_bias_decay: args.no_bias_decay,
         data: resolve_data_dir(args.data),
         train_limit: args.train_limit,
         test_limit: args.test_limit,

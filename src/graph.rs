@@ -151,6 +151,12 @@ pub struct Graph {
     /// The run's seed, for ops that draw random numbers as they train
     /// (dropout's masks); set by whoever starts the run.
     pub seed: u64,
+    /// Label smoothing ε of the training loss (0: plain cross-entropy);
+    /// evaluation always reports the plain loss.
+    pub label_smoothing: f32,
+    /// Exempt one-dimensional parameters (biases, batch-norm scales and
+    /// shifts) from weight decay.
+    pub no_bias_decay: bool,
 }
 
 /// Builds a graph node by node; `Graph::new` drives it from a spec, tests
@@ -277,6 +283,8 @@ impl GraphBuilder {
             buffers: self.buffers,
             buffer_len: self.buffer_len,
             seed: 0,
+            label_smoothing: 0.0,
+            no_bias_decay: false,
         };
         let reaches = graph.ancestors(graph.nodes.len() - 1);
         if let Some(dead) = reaches.iter().position(|r| !r) {
@@ -418,6 +426,23 @@ impl Graph {
             });
         }
         steps
+    }
+
+    /// The flat parameter vector cut into runs of whole tensors (their
+    /// padding included, so each run starts on a 64-float boundary and its
+    /// length is a multiple of 4) that take weight decay or not: one run
+    /// that does, unless `no_bias_decay` exempts the one-dimensional tensors.
+    pub fn decay_groups(&self) -> Vec<(std::ops::Range<usize>, bool)> {
+        let mut groups: Vec<(std::ops::Range<usize>, bool)> = Vec::new();
+        for (i, info) in self.params.iter().enumerate() {
+            let end = self.params.get(i + 1).map_or(self.param_len, |p| p.offset);
+            let decays = !(self.no_bias_decay && info.shape.len() == 1);
+            match groups.last_mut() {
+                Some((range, d)) if *d == decays => range.end = end,
+                _ => groups.push((info.offset..end, decays)),
+            }
+        }
+        groups
     }
 
     /// PyTorch's default initialisation, drawn on the host from `seed` in
@@ -598,6 +623,22 @@ mod tests {
         let steps = g.backward_steps(1, true);
         assert_eq!(steps.len(), 2);
         assert_eq!(steps[1].grad_inputs, [Write]);
+    }
+
+    #[test]
+    fn no_bias_decay_exempts_one_dimensional_tensors() {
+        let mut g = graph("conv4k3,relu,pool2,dense10").unwrap();
+        assert_eq!(g.decay_groups(), [(0..g.param_len, true)]);
+        g.no_bias_decay = true;
+        let groups = g.decay_groups();
+        let flags: Vec<bool> = groups.iter().map(|(_, d)| *d).collect();
+        assert_eq!(flags, [true, false, true, false]);
+        assert_eq!(groups[0].0, 0..64);
+        assert_eq!(groups.last().unwrap().0.end, g.param_len);
+        for (range, _) in &groups {
+            assert_eq!(range.start % PARAM_ALIGN, 0);
+            assert_eq!(range.len() % 4, 0);
+        }
     }
 
     #[test]

@@ -45,6 +45,10 @@ pub struct TrainingSettings {
     pub seed: u64,
     pub epochs: usize,
     pub train_limit: Option<usize>,
+    #[serde(default)]
+    pub label_smoothing: f32,
+    #[serde(default)]
+    pub no_bias_decay: bool,
 }
 
 /// A float as a person writes it: `0.9`, `0.001`, `1e-8`, `1e30`.
@@ -171,6 +175,16 @@ impl TrainingSettings {
                     "--train-limit",
                     limit(self.train_limit),
                     limit(now.train_limit),
+                ),
+                difference(
+                    "--label-smoothing",
+                    number(self.label_smoothing),
+                    number(now.label_smoothing),
+                ),
+                difference(
+                    "--no-bias-decay",
+                    self.no_bias_decay.to_string(),
+                    now.no_bias_decay.to_string(),
                 ),
             ]
             .into_iter()
@@ -511,6 +525,8 @@ mod tests {
             seed: 0,
             epochs: 5,
             train_limit: None,
+            label_smoothing: 0.0,
+            no_bias_decay: false,
         };
         let now = TrainingSettings {
             lr: 0.05,

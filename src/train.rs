@@ -46,6 +46,10 @@ pub struct TrainConfig {
     pub step_epochs: usize,
     pub gamma: f32,
     pub seed: u64,
+    /// Label smoothing ε of the training loss.
+    pub label_smoothing: f32,
+    /// No weight decay on biases and batch-norm parameters.
+    pub no_bias_decay: bool,
     pub data: PathBuf,
     pub train_limit: Option<usize>,
     pub test_limit: Option<usize>,
@@ -80,6 +84,8 @@ impl TrainConfig {
             seed: self.seed,
             epochs: self.epochs,
             train_limit: self.train_limit,
+            label_smoothing: self.label_smoothing,
+            no_bias_decay: self.no_bias_decay,
         }
     }
 }
@@ -347,6 +353,8 @@ pub fn train(
     };
     let mut graph = Graph::new(&spec, input, crate::data::NUM_CLASSES)?;
     graph.seed = cfg.seed;
+    graph.label_smoothing = cfg.label_smoothing;
+    graph.no_bias_decay = cfg.no_bias_decay;
     let n_train = train_set.len();
     let n_test = test_set.len();
     writeln!(

@@ -33,6 +33,8 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         step_epochs: 1,
         gamma: 1.0,
         seed: 0,
+        label_smoothing: 0.0,
+        no_bias_decay: false,
         data: mnist_dir(),
         train_limit: Some(2000),
         test_limit: Some(1000),

@@ -119,6 +119,46 @@ fn softmax_xent_gradient_is_the_derivative_of_the_mean_loss() {
     });
 }
 
+/// Label smoothing: the loss is −Σ_c q_c·log p_c with q = (1 − ε)·onehot +
+/// ε/C (PyTorch's definition, computed here the long way), and the
+/// gradient is its derivative.
+#[test]
+fn smoothed_softmax_xent_is_the_cross_entropy_against_smoothed_labels() {
+    let mut rng = rng(16);
+    let (rows, cols, eps) = (4, 5, 0.1f32);
+    let logits = random_vec(&mut rng, rows * cols, 3.0);
+    let labels: Vec<u32> = (0..rows)
+        .map(|_| rng.random_range(0..cols as u32))
+        .collect();
+    let mut grad = vec![0.0; rows * cols];
+    let (loss, _) = ops::softmax_xent_smoothed(&logits, &labels, &mut grad, rows, cols, eps);
+    let mut want = 0.0f64;
+    for r in 0..rows {
+        let z: Vec<f64> = logits[r * cols..(r + 1) * cols]
+            .iter()
+            .map(|&v| f64::from(v))
+            .collect();
+        let lse = z.iter().map(|v| v.exp()).sum::<f64>().ln();
+        for (c, zc) in z.iter().enumerate() {
+            let q = f64::from(eps) / cols as f64
+                + if c == labels[r] as usize {
+                    1.0 - f64::from(eps)
+                } else {
+                    0.0
+                };
+            want -= q * (zc - lse);
+        }
+    }
+    assert!(
+        (f64::from(loss) - want).abs() < 1e-4,
+        "loss {loss} vs {want}"
+    );
+    check_gradient("dlogits, smoothed", &logits, &grad, |z| {
+        let mut scratch = vec![0.0; rows * cols];
+        ops::softmax_xent_smoothed(z, &labels, &mut scratch, rows, cols, eps).0 / rows as f32
+    });
+}
+
 #[test]
 fn softmax_xent_is_stable_for_large_logits() {
     let logits = [1000.0, 0.0, -1000.0];

@@ -37,6 +37,8 @@ fn train_model(spec: &str, path: &Path, snapshot_every: usize) {
         step_epochs: 1,
         gamma: 1.0,
         seed: 1,
+        label_smoothing: 0.0,
+        no_bias_decay: false,
         data: mnist_dir(),
         train_limit: Some(2000),
         test_limit: Some(500),

@@ -214,45 +214,48 @@ fn softmax_xent_matches_reference_and_skips_padding_rows() {
         (300, 300, 10),
         (65, 1, 5),
     ] {
-        let logits = random_vec(&mut rng, rows * cols, 8.0);
-        let labels: Vec<u32> = (0..rows)
-            .map(|_| rng.random_range(0..cols as u32))
-            .collect();
-        let mut want_grad = vec![0.0; rows * cols];
-        let (want_loss, want_correct) =
-            ops::softmax_xent(&logits, &labels, &mut want_grad, real, cols);
+        for smoothing in [0.0, 0.1] {
+            let logits = random_vec(&mut rng, rows * cols, 8.0);
+            let labels: Vec<u32> = (0..rows)
+                .map(|_| rng.random_range(0..cols as u32))
+                .collect();
+            let mut want_grad = vec![0.0; rows * cols];
+            let (want_loss, want_correct) =
+                ops::softmax_xent_smoothed(&logits, &labels, &mut want_grad, real, cols, smoothing);
 
-        let steps = StepSlots::new(&ctx, "steps", 1);
-        steps.write_epoch(&ctx, real, rows, 0, &[]);
-        let logits_buf = ctx.storage_init("logits", &logits);
-        let labels_buf = ctx.storage_init("labels", &labels);
-        let grad_buf = ctx.storage_init("grad", &vec![f32::NAN; rows * cols]);
-        let metrics = ctx.storage_zeroed("metrics", 4);
-        let d = kernels.softmax_xent(
-            &ctx,
-            &steps.buffer,
-            rows,
-            cols,
-            Binding::whole(&logits_buf),
-            Binding::whole(&labels_buf),
-            Binding::whole(&grad_buf),
-            Binding::whole(&metrics),
-        );
-        ctx.run(&[d.clone(), d]); // twice: the metrics accumulate
-        let grad: Vec<f32> = ctx.read(&grad_buf, 0, rows * cols).unwrap();
-        assert_close(
-            &format!("grad {rows}x{cols}"),
-            &grad,
-            &want_grad,
-            1e-6,
-            1e-4,
-        );
-        let m: Vec<u32> = ctx.read(&metrics, 0, 4).unwrap();
-        let loss = f32::from_bits(m[0]);
-        assert_close("loss", &[loss], &[2.0 * want_loss], 1e-4, 1e-5);
-        assert_eq!(m[1], 2 * want_correct, "correct count");
-        assert_eq!(m[2], 0, "no bad step");
-        assert_eq!(m[3], 2 * real as u32, "examples counted");
+            let steps = StepSlots::new(&ctx, "steps", 1);
+            steps.write_epoch(&ctx, real, rows, 0, &[]);
+            let logits_buf = ctx.storage_init("logits", &logits);
+            let labels_buf = ctx.storage_init("labels", &labels);
+            let grad_buf = ctx.storage_init("grad", &vec![f32::NAN; rows * cols]);
+            let metrics = ctx.storage_zeroed("metrics", 4);
+            let d = kernels.softmax_xent_smoothed(
+                &ctx,
+                &steps.buffer,
+                rows,
+                cols,
+                Binding::whole(&logits_buf),
+                Binding::whole(&labels_buf),
+                Binding::whole(&grad_buf),
+                Binding::whole(&metrics),
+                smoothing,
+            );
+            ctx.run(&[d.clone(), d]); // twice: the metrics accumulate
+            let grad: Vec<f32> = ctx.read(&grad_buf, 0, rows * cols).unwrap();
+            assert_close(
+                &format!("grad {rows}x{cols}"),
+                &grad,
+                &want_grad,
+                1e-6,
+                1e-4,
+            );
+            let m: Vec<u32> = ctx.read(&metrics, 0, 4).unwrap();
+            let loss = f32::from_bits(m[0]);
+            assert_close("loss", &[loss], &[2.0 * want_loss], 1e-4, 1e-5);
+            assert_eq!(m[1], 2 * want_correct, "correct count");
+            assert_eq!(m[2], 0, "no bad step");
+            assert_eq!(m[3], 2 * real as u32, "examples counted");
+        }
     }
 }
 

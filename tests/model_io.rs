@@ -36,6 +36,8 @@ fn config(device: DeviceChoice, spec: &str, epochs: usize, save: Option<PathBuf>
         step_epochs: 1,
         gamma: 1.0,
         seed: 5,
+        label_smoothing: 0.0,
+        no_bias_decay: false,
         data: mnist_dir(),
         train_limit: Some(400),
         test_limit: Some(200),

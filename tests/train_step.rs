@@ -145,6 +145,23 @@ fn a_graph_with_a_value_read_twice_trains_alike() {
     compare_graph_after_epoch(&graph, 16, 16, adam(false));
 }
 
+/// Nesterov momentum, label smoothing and no weight decay on biases: the
+/// recipes' details agree between the devices too.
+#[test]
+fn nesterov_smoothing_and_no_bias_decay_agree() {
+    let spec = ModelSpec::parse("conv4k3p1,relu,pool2,dense16,relu,dense10").unwrap();
+    let mut graph = Graph::new(&spec, MNIST, 10).unwrap();
+    graph.label_smoothing = 0.1;
+    graph.no_bias_decay = true;
+    let nesterov = Optimizer::Sgd {
+        momentum: 0.9,
+        weight_decay: 5e-2,
+        nesterov: true,
+    };
+    compare_graph_after_epoch(&graph, 24, 16, nesterov);
+    compare_graph_after_epoch(&graph, 16, 16, adam(true));
+}
+
 #[test]
 fn one_cnn_step_on_gpu_equals_one_on_cpu() {
     compare_after_epoch(

@@ -5,7 +5,7 @@
 
 use crate::graph::{GradTarget, Graph, Value};
 use crate::ops::add::reference::accumulate;
-use crate::ops::softmax_xent::reference::softmax_xent;
+use crate::ops::softmax_xent::reference::softmax_xent_smoothed;
 use crate::ops::{split_ranges_mut, CpuBackward, CpuForward, Mode, Saved};
 
 /// Activations of one batch: `outputs[i]` is node i's output (rows × its
@@ -175,7 +175,10 @@ pub fn loss_and_grads(
     let rows = labels.len();
     let fwd = forward(graph, params, buffers, x, rows, Mode::Train, step);
     let mut delta = vec![0.0; rows * graph.classes()];
-    let (loss_sum, correct) = softmax_xent(fwd.logits(), labels, &mut delta, rows, graph.classes());
+    let classes = graph.classes();
+    let smoothing = graph.label_smoothing;
+    let (loss_sum, correct) =
+        softmax_xent_smoothed(fwd.logits(), labels, &mut delta, rows, classes, smoothing);
     backward(graph, params, x, &fwd, delta, grads, false);
     (loss_sum, correct, fwd)
 }

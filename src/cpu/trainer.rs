@@ -67,34 +67,45 @@ impl CpuTrainer {
         network::forward(&self.graph, &self.params, buffers, x, rows, Mode::Eval, 0)
     }
 
+    /// One optimiser step, run over each of the graph's weight-decay groups
+    /// (one group covering everything unless --no-bias-decay).
     fn update(&mut self, lr: f32, step: usize) {
-        match (&self.optimizer, self.state.as_mut_slice()) {
-            (
-                Optimizer::Sgd {
-                    momentum,
-                    weight_decay,
-                    nesterov,
-                },
-                [velocity],
-            ) => optim::sgd_momentum(
-                &mut self.params,
-                &self.grads,
-                velocity,
-                lr,
-                *momentum,
-                *weight_decay,
-                *nesterov,
-            ),
-            (Optimizer::Adam(cfg), [m, v]) => optim::adam(
-                &mut self.params,
-                &self.grads,
-                m,
-                v,
-                lr,
-                step as u32 + 1,
-                cfg,
-            ),
-            _ => unreachable!("optimizer state sized by Optimizer::state_vectors"),
+        for (range, decays) in self.graph.decay_groups() {
+            let optimizer = if decays {
+                self.optimizer
+            } else {
+                self.optimizer.without_weight_decay()
+            };
+            let params = &mut self.params[range.clone()];
+            let grads = &self.grads[range.clone()];
+            match (&optimizer, self.state.as_mut_slice()) {
+                (
+                    Optimizer::Sgd {
+                        momentum,
+                        weight_decay,
+                        nesterov,
+                    },
+                    [velocity],
+                ) => optim::sgd_momentum(
+                    params,
+                    grads,
+                    &mut velocity[range],
+                    lr,
+                    *momentum,
+                    *weight_decay,
+                    *nesterov,
+                ),
+                (Optimizer::Adam(cfg), [m, v]) => optim::adam(
+                    params,
+                    grads,
+                    &mut m[range.clone()],
+                    &mut v[range],
+                    lr,
+                    step as u32 + 1,
+                    cfg,
+                ),
+                _ => unreachable!("optimizer state sized by Optimizer::state_vectors"),
+            }
         }
     }
 }

@@ -101,7 +101,7 @@ fn gather(
 }
 
 /// Records the loss of the batch of `split` and its gradient with respect
-/// to the logits.
+/// to the logits, against labels smoothed by `smoothing`.
 fn loss(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -109,9 +109,10 @@ fn loss(
     batch: usize,
     acts: &Activations,
     split: &ResidentSplit,
+    smoothing: f32,
 ) -> Dispatch {
     let last = graph.nodes.len() - 1;
-    kernels.softmax_xent(
+    kernels.softmax_xent_smoothed(
         ctx,
         &split.steps.buffer,
         batch,
@@ -120,6 +121,7 @@ fn loss(
         Binding::whole(&acts.labels),
         Binding::whole(&acts.deltas[last]),
         Binding::whole(&split.metrics),
+        smoothing,
     )
 }
 
@@ -174,22 +176,39 @@ impl GpuTrainer {
         let infer_step = planner.forward(Mode::Eval, None);
         let mut eval_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &test_split)];
         eval_step.extend(infer_step.iter().cloned());
-        eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split));
+        eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split, 0.0));
         let mut train_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &train_split)];
         train_step.extend(planner.forward(Mode::Train, Some(&train_split.steps.buffer)));
-        train_step.push(loss(&ctx, &kernels, graph, batch, &acts, &train_split));
+        train_step.push(loss(
+            &ctx,
+            &kernels,
+            graph,
+            batch,
+            &acts,
+            &train_split,
+            graph.label_smoothing,
+        ));
         let last = graph.nodes.len() - 1;
         train_step.extend(planner.backward(last, false, false));
-        let state_bindings: Vec<Binding> = state.iter().map(Binding::whole).collect();
-        train_step.push(kernels.optimizer_update(
-            &ctx,
-            &train_split.steps.buffer,
-            &optimizer,
-            graph.param_len,
-            Binding::whole(&params),
-            Binding::whole(&grads),
-            &state_bindings,
-        ));
+        // One update per weight-decay group (one group unless --no-bias-decay).
+        for (range, decays) in graph.decay_groups() {
+            let optimizer = if decays {
+                optimizer
+            } else {
+                optimizer.without_weight_decay()
+            };
+            let part = |buf| Binding::range(buf, range.start, range.len());
+            let state_bindings: Vec<Binding> = state.iter().map(part).collect();
+            train_step.push(kernels.optimizer_update(
+                &ctx,
+                &train_split.steps.buffer,
+                &optimizer,
+                range.len(),
+                part(&params),
+                part(&grads),
+                &state_bindings,
+            ));
+        }
         ctx.check(guard)?;
 
         Ok(GpuTrainer {

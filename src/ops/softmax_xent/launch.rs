@@ -13,7 +13,8 @@ pub const SOFTMAX_XENT: Shader = Shader {
 struct XentParams {
     rows: u32,
     cols: u32,
-    _pad: [u32; 2],
+    smoothing: f32,
+    _pad: u32,
 }
 
 /// Size of the device-side `Metrics` struct of softmax_xent.wgsl, in u32s.
@@ -33,10 +34,29 @@ impl Kernels {
         grad: Binding,
         metrics: Binding,
     ) -> Dispatch {
+        let (r, c) = (rows, cols);
+        self.softmax_xent_smoothed(ctx, steps, r, c, logits, labels, grad, metrics, 0.0)
+    }
+
+    /// The same against labels smoothed by `smoothing` (softmax_xent.wgsl).
+    #[allow(clippy::too_many_arguments)]
+    pub fn softmax_xent_smoothed(
+        &self,
+        ctx: &GpuContext,
+        steps: &wgpu::Buffer,
+        rows: usize,
+        cols: usize,
+        logits: Binding,
+        labels: Binding,
+        grad: Binding,
+        metrics: Binding,
+        smoothing: f32,
+    ) -> Dispatch {
         let params = XentParams {
             rows: rows as u32,
             cols: cols as u32,
-            _pad: [0; 2],
+            smoothing,
+            _pad: 0,
         };
         let uniform = ctx.uniform("xent params", &params);
         self.get(
