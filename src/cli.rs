@@ -1,7 +1,7 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
 use crate::backend::Optimizer;
-use crate::data::{load_mnist, Split};
+use crate::data::{load_dataset, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::report::{self, InspectConfig};
@@ -395,7 +395,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let mut test = load_mnist(&resolve_data_dir(args.data), Split::Test)?;
+    let mut test = load_dataset(&resolve_data_dir(args.data), Split::Test)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
     }
@@ -403,14 +403,21 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         bail!("no test images to evaluate");
     }
     let input = model.graph.input;
-    if (input.h, input.w) != (test.rows, test.cols) {
+    if (input.c, input.h, input.w) != (test.channels, test.rows, test.cols) {
         bail!(
-            "{} was trained on {}×{} images, the test images are {}×{}",
+            "{} was trained on {input} images, the test images are {}×{}×{}",
             args.model.display(),
-            input.h,
-            input.w,
+            test.channels,
             test.rows,
             test.cols
+        );
+    }
+    if test.classes.len() != model.graph.classes() {
+        bail!(
+            "{} scores {} classes, the test set has {}",
+            args.model.display(),
+            model.graph.classes(),
+            test.classes.len()
         );
     }
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
@@ -430,6 +437,14 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         bail!("--top 0 shows no classes; give at least 1");
     }
     let model = model_file::load(&args.model)?;
+    let input = model.graph.input;
+    if input.c != 1 {
+        bail!(
+            "{}: predict prepares images the MNIST way (grayscale digits); this model takes {input} colour images, which predict cannot prepare yet",
+            args.model.display()
+        );
+    }
+    let names = model.graph.class_names();
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
     let predictions = infer::predict_files(
         backend.as_mut(),
@@ -453,7 +468,7 @@ fn run_predict(args: PredictArgs) -> Result<()> {
                 let ranked: Vec<String> = p
                     .top
                     .iter()
-                    .map(|(c, prob)| format!("{c} ({:.1}%)", 100.0 * prob))
+                    .map(|(c, prob)| format!("{} ({:.1}%)", names[*c], 100.0 * prob))
                     .collect();
                 writeln!(out, "{}: {}", p.file.display(), ranked.join(", "))?;
             }

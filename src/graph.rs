@@ -157,6 +157,9 @@ pub struct Graph {
     /// Exempt one-dimensional parameters (biases, batch-norm scales and
     /// shifts) from weight decay.
     pub no_bias_decay: bool,
+    /// The name of each class the logits score (empty: their indices, or
+    /// the digits for 10 classes; see `class_names`).
+    pub names: Vec<String>,
 }
 
 /// Builds a graph node by node; `Graph::new` drives it from a spec, tests
@@ -285,6 +288,7 @@ impl GraphBuilder {
             seed: 0,
             label_smoothing: 0.0,
             no_bias_decay: false,
+            names: Vec::new(),
         };
         let reaches = graph.ancestors(graph.nodes.len() - 1);
         if let Some(dead) = reaches.iter().position(|r| !r) {
@@ -347,6 +351,18 @@ impl Graph {
 
     pub fn classes(&self) -> usize {
         self.nodes.last().map_or(0, Node::output_len)
+    }
+
+    /// The name of each class: those the data gave, else "0".."9" for the
+    /// digits' 10 classes and "class i" for other counts.
+    pub fn class_names(&self) -> Vec<String> {
+        if self.names.len() == self.classes() {
+            self.names.clone()
+        } else if self.classes() == 10 {
+            (0..10).map(|d| d.to_string()).collect()
+        } else {
+            (0..self.classes()).map(|i| format!("class {i}")).collect()
+        }
     }
 
     /// Number of trainable scalars (padding excluded).

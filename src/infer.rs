@@ -19,12 +19,8 @@ pub fn open_model(
     model: &SavedModel,
     log: &mut dyn Write,
 ) -> Result<Box<dyn Backend>> {
-    let empty = Dataset {
-        images: Vec::new(),
-        labels: Vec::new(),
-        rows: model.graph.input.h,
-        cols: model.graph.input.w,
-    };
+    let input = model.graph.input;
+    let empty = Dataset::empty_like(input.c, input.h, input.w, model.graph.class_names());
     // The optimiser is never stepped; SGD needs the least state.
     let sgd = Optimizer::Sgd {
         momentum: 0.0,
@@ -53,6 +49,8 @@ pub struct EvalReport {
     pub per_class_accuracy: Vec<f64>,
     /// confusion[true][predicted] = number of examples.
     pub confusion: Vec<Vec<u64>>,
+    /// The name of each class (the confusion matrix's rows and columns).
+    pub class_names: Vec<String>,
     pub device: String,
     pub adapter: String,
 }
@@ -85,6 +83,7 @@ pub fn evaluate(backend: &mut dyn Backend, data: &Dataset, classes: usize) -> Re
         accuracy: f64::from(correct) / data.len().max(1) as f64,
         per_class_accuracy,
         confusion,
+        class_names: data.classes.clone(),
         device: backend.device().into(),
         adapter: backend.adapter(),
     })
@@ -101,7 +100,12 @@ impl EvalReport {
         );
         for (c, acc) in self.per_class_accuracy.iter().enumerate() {
             let n: u64 = self.confusion[c].iter().sum();
-            out += &format!("  {c}: {:6.2}% of {n}\n", 100.0 * acc);
+            let name = self
+                .class_names
+                .get(c)
+                .cloned()
+                .unwrap_or_else(|| c.to_string());
+            out += &format!("  {name}: {:6.2}% of {n}\n", 100.0 * acc);
         }
         out += "\nconfusion matrix (rows: true class, columns: predicted):\n      ";
         for c in 0..self.confusion.len() {

@@ -21,6 +21,7 @@ use std::path::Path;
 const MODEL_KEY: &str = "gpunet.model";
 const INPUT_KEY: &str = "gpunet.input";
 const CLASSES_KEY: &str = "gpunet.classes";
+const CLASS_NAMES_KEY: &str = "gpunet.class_names";
 const NORMALISATION_KEY: &str = "gpunet.normalisation";
 const TRAINING_KEY: &str = "gpunet.training";
 const PROGRESS_KEY: &str = "gpunet.progress";
@@ -304,6 +305,10 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
     let Shape { c, h, w } = graph.input;
     metadata.insert(INPUT_KEY.into(), format!("{c}x{h}x{w}"));
     metadata.insert(CLASSES_KEY.into(), graph.classes().to_string());
+    metadata.insert(
+        CLASS_NAMES_KEY.into(),
+        serde_json::to_string(&graph.class_names())?,
+    );
     metadata.insert(NORMALISATION_KEY.into(), NORMALISATION.into());
     if let Some(settings) = &model.settings {
         metadata.insert(TRAINING_KEY.into(), serde_json::to_string(settings)?);
@@ -328,8 +333,20 @@ pub fn load(path: &Path) -> Result<SavedModel> {
     let classes: usize = field(CLASSES_KEY)?
         .parse()
         .map_err(|e| anyhow!("{name}: {CLASSES_KEY}: {e}"))?;
-    let graph =
+    let mut graph =
         Graph::new(&spec, input, classes).with_context(|| format!("{name}: the model {spec}"))?;
+    // Files from before class names were kept: the digits' names.
+    if let Some(text) = ckpt.metadata.get(CLASS_NAMES_KEY) {
+        let names: Vec<String> =
+            serde_json::from_str(text).map_err(|e| anyhow!("{name}: {CLASS_NAMES_KEY}: {e}"))?;
+        if names.len() != classes {
+            bail!(
+                "{name}: {CLASS_NAMES_KEY} names {} classes but {CLASSES_KEY} says {classes}",
+                names.len()
+            );
+        }
+        graph.names = names;
+    }
 
     let mut params = vec![0.0; graph.param_len];
     for info in &graph.params {

@@ -3,7 +3,7 @@
 
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
-use crate::data::{load_mnist, Dataset, Split};
+use crate::data::{load_dataset, Dataset, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::model_file::{self, SavedModel, TrainingSettings};
@@ -172,8 +172,16 @@ pub struct EpochReport {
 
 /// Loads both splits, applying the limits.
 pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
-    let mut train = load_mnist(&cfg.data, Split::Train)?;
-    let mut test = load_mnist(&cfg.data, Split::Test)?;
+    let mut train = load_dataset(&cfg.data, Split::Train)?;
+    let mut test = load_dataset(&cfg.data, Split::Test)?;
+    if train.classes != test.classes {
+        bail!(
+            "{}: the training set has {} classes and the test set {}",
+            cfg.data.display(),
+            train.classes.len(),
+            test.classes.len()
+        );
+    }
     if let Some(n) = cfg.train_limit {
         train = train.truncated(n);
     }
@@ -183,11 +191,13 @@ pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
     if train.is_empty() || test.is_empty() {
         bail!("no training or test images left (check --train-limit / --test-limit)");
     }
-    if train.input_size() != test.input_size() {
+    if (train.channels, train.rows, train.cols) != (test.channels, test.rows, test.cols) {
         bail!(
-            "training images are {}×{} but test images are {}×{}",
+            "training images are {}×{}×{} but test images are {}×{}×{}",
+            train.channels,
             train.rows,
             train.cols,
+            test.channels,
             test.rows,
             test.cols
         );
@@ -338,7 +348,7 @@ pub fn train(
         }
     }
     let input = Shape {
-        c: 1,
+        c: train_set.channels,
         h: train_set.rows,
         w: train_set.cols,
     };
@@ -351,7 +361,8 @@ pub fn train(
         (None, Some(spec)) => spec.clone(),
         (None, None) => ModelSpec::parse("mlp")?,
     };
-    let mut graph = Graph::new(&spec, input, crate::data::NUM_CLASSES)?;
+    let mut graph = Graph::new(&spec, input, train_set.classes.len())?;
+    graph.names = train_set.classes.clone();
     graph.seed = cfg.seed;
     graph.label_smoothing = cfg.label_smoothing;
     graph.no_bias_decay = cfg.no_bias_decay;

@@ -150,12 +150,7 @@ fn a_dead_unit_is_reported_dead_and_a_live_one_is_not() {
     params[b.start + 2] = -1.0;
     params[b.start + 1] = 0.1;
     let test = test_set(200);
-    let empty = Dataset {
-        images: vec![],
-        labels: vec![],
-        rows: 28,
-        cols: 28,
-    };
+    let empty = Dataset::empty_like(1, 28, 28, graph.class_names());
     for device in devices() {
         let mut backend: Box<dyn Backend> = match device {
             DeviceChoice::Cpu => Box::new(CpuTrainer::new(

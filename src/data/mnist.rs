@@ -1,56 +1,11 @@
-//! MNIST-style datasets: a directory holding the four IDX files.
+//! MNIST-style datasets (MNIST, Fashion-MNIST, KMNIST): a directory
+//! holding the four IDX files, and optionally `classes.txt` with one class
+//! name per line (digits 0–9 otherwise).
 
+use super::dataset::{class_names_file, Dataset, Split, NUM_CLASSES};
 use super::idx::{self, IMAGES_MAGIC, LABELS_MAGIC};
 use super::DataError;
 use std::path::{Path, PathBuf};
-
-/// Number of classes in MNIST-style data.
-pub const NUM_CLASSES: usize = 10;
-
-/// Images (u8 pixels, row-major, `len × rows × cols`) and their labels.
-#[derive(Debug, Clone)]
-pub struct Dataset {
-    pub images: Vec<u8>,
-    pub labels: Vec<u8>,
-    pub rows: usize,
-    pub cols: usize,
-}
-
-impl Dataset {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Pixels per image (784 for MNIST).
-    pub fn input_size(&self) -> usize {
-        self.rows * self.cols
-    }
-
-    /// The first `n` examples (all of them when `n` is larger).
-    pub fn truncated(mut self, n: usize) -> Dataset {
-        let n = n.min(self.len());
-        self.labels.truncate(n);
-        self.images.truncate(n * self.input_size());
-        self
-    }
-
-    /// One image's pixels.
-    pub fn image(&self, i: usize) -> &[u8] {
-        let size = self.input_size();
-        &self.images[i * size..(i + 1) * size]
-    }
-}
-
-/// Which half of the data set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Split {
-    Train,
-    Test,
-}
 
 impl Split {
     fn prefix(self) -> &'static str {
@@ -59,6 +14,11 @@ impl Split {
             Split::Test => "t10k",
         }
     }
+}
+
+/// Whether `dir` holds MNIST-style IDX files.
+pub fn is_mnist_dir(dir: &Path) -> bool {
+    locate(dir, "t10k-images-idx3-ubyte").is_ok() || locate(dir, "train-images-idx3-ubyte").is_ok()
 }
 
 /// Finds `name` or `name.gz` in `dir`.
@@ -104,21 +64,30 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset, DataError> {
             n_labels,
         });
     }
+    let classes = match class_names_file(dir)? {
+        Some(names) => names,
+        None => (0..NUM_CLASSES).map(|d| d.to_string()).collect(),
+    };
     if let Some((i, &bad)) = labels
         .data
         .iter()
         .enumerate()
-        .find(|(_, &l)| l as usize >= NUM_CLASSES)
+        .find(|(_, &l)| l as usize >= classes.len())
     {
         return Err(DataError::Invalid {
             path: labels_path,
-            reason: format!("label {bad} at index {i} is not a digit 0–9"),
+            reason: format!(
+                "label {bad} at index {i} is not a class index below {}",
+                classes.len()
+            ),
         });
     }
     Ok(Dataset {
         images: images.data,
         labels: labels.data,
+        channels: 1,
         rows,
         cols,
+        classes,
     })
 }

@@ -1,10 +1,13 @@
-//! Datasets: IDX parsing and validation, and the in-memory dataset the
-//! backends upload once per run.
+//! Datasets: IDX (MNIST-style) and CIFAR parsing and validation, and the
+//! in-memory dataset the backends upload once per run.
 
+pub mod cifar;
+mod dataset;
 pub mod idx;
 mod mnist;
 
-pub use mnist::{load_mnist, Dataset, Split, NUM_CLASSES};
+pub use dataset::{load_dataset, Dataset, Split, NUM_CLASSES};
+pub use mnist::load_mnist;
 
 use std::path::PathBuf;
 
@@ -43,6 +46,8 @@ pub enum DataError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
+    #[error("{0} holds neither MNIST-style IDX files nor CIFAR-10 or CIFAR-100 binary batches")]
+    UnknownFormat(PathBuf),
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {
         images: PathBuf,

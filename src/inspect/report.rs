@@ -7,7 +7,7 @@ use super::html::{self, Figure, Section, Table};
 use super::pca;
 use super::render::{self, GridOptions, Tile};
 use crate::backend::Backend;
-use crate::data::{load_mnist, Dataset, Split};
+use crate::data::{load_dataset, Dataset, Split};
 use crate::infer;
 use crate::model_file::{self, SavedModel};
 use crate::ops::conv2d::Conv2d;
@@ -78,7 +78,14 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
     }
     crate::output::check_dir("--out", &cfg.out)?;
     let model = model_file::load(&cfg.model)?;
-    let mut test = load_mnist(&cfg.data, Split::Test)?;
+    if model.graph.input.c != 1 {
+        bail!(
+            "{}: inspect draws grayscale inputs; this model takes {} colour images, which inspect cannot draw yet",
+            cfg.model.display(),
+            model.graph.input
+        );
+    }
+    let mut test = load_dataset(&cfg.data, Split::Test)?;
     if let Some(n) = cfg.test_limit {
         test = test.truncated(n);
     }
@@ -570,7 +577,7 @@ pub fn open(device: DeviceChoice, model: &SavedModel) -> Result<Box<dyn Backend>
 
 /// The test split of `dir`, for callers that analyse without a report.
 pub fn test_data(dir: &Path, limit: Option<usize>) -> Result<Dataset> {
-    let test = load_mnist(dir, Split::Test)?;
+    let test = load_dataset(dir, Split::Test)?;
     Ok(match limit {
         Some(n) => test.truncated(n),
         None => test,
