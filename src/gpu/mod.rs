@@ -9,6 +9,9 @@ pub mod shaders;
 mod timing;
 mod trainer;
 mod tune;
+/// Writes out the software shaders' unrolled blocks; used by its test only.
+#[cfg(test)]
+mod unrolled;
 
 pub use crate::ops::conv2d::{ConvPass, ConvVersion};
 pub use crate::ops::matmul::{MatmulForm, MatmulShape, MatmulVersion};
