@@ -25,16 +25,16 @@ fn record(rng: &mut ChaCha8Rng, label: u8) -> Vec<u8> {
         [[220u8, 30, 30], [30, 30, 220]][label as usize / 2],
         label % 2 == 1,
     );
-    let (top, left) = (rng.random_range(2..18), rng.random_range(2..18));
+    let (top, left): (i32, i32) = (rng.random_range(2..18), rng.random_range(2..18));
     let mut rec = vec![label];
-    for c in 0..3 {
+    for value in colour {
         for y in 0..32 {
             for x in 0..32 {
-                let (dy, dx) = (y as i32 - top - 6, x as i32 - left - 6);
+                let (dy, dx) = (y - top - 6, x - left - 6);
                 let inside = dy.abs() < 6 && dx.abs() < 6;
                 let on = inside && (!cross || dy.abs() < 2 || dx.abs() < 2);
                 let noise: u8 = rng.random_range(0..40);
-                rec.push(if on { colour[c] } else { noise });
+                rec.push(if on { value } else { noise });
             }
         }
     }
