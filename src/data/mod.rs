@@ -1,6 +1,8 @@
 //! Datasets: IDX parsing and validation, and the in-memory dataset the
 //! backends upload once per run.
 
+pub mod catalog;
+pub mod fetch;
 pub mod idx;
 mod mnist;
 
