@@ -478,6 +478,51 @@ fn a_server_that_stalls_mid_body_times_out_and_keeps_the_partial_file() {
 }
 
 #[test]
+fn a_file_of_the_wrong_length_is_refused_before_it_is_written() {
+    bounded(60, || {
+        let served = noise(1_000, 13);
+        let files = vec![("/set/data.gz".to_string(), served)];
+        let server = Server::start(move |_, req, s| serve_file(s, req, &files, true));
+        let source = single("set", &server.base, "data.gz", &noise(2_000, 13));
+        let root = tempfile::tempdir().unwrap();
+
+        let (result, _) = fetch_quietly(&source, root.path());
+        let err = result.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                FetchError::UnexpectedLength {
+                    announced: 1_000,
+                    expected: 2_000,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains(&format!("{}/set/data.gz", server.base)),
+            "{err}"
+        );
+        assert!(listing(&root.path().join("set")).is_empty());
+    });
+}
+
+#[test]
+fn locating_a_dataset_that_was_not_fetched_says_how_to_fetch_it() {
+    let root = tempfile::tempdir().unwrap();
+    let data_root = DataRoot {
+        path: root.path().to_path_buf(),
+        chosen_by: "GPUNET_DATA",
+    };
+    let err = catalog::locate("cifar10", &data_root)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("run `gpunet data fetch cifar10`"), "{err}");
+    assert!(err.contains("GPUNET_DATA"), "{err}");
+}
+
+#[test]
 fn a_refused_connection_names_the_url() {
     bounded(60, || {
         // A port that was free a moment ago and has no listener now.
