@@ -42,6 +42,10 @@ pub enum Command {
     /// Speed of the kernels (matmul, conv2d, softmax) and of training on the adapter in
     /// use, beside the CPU reference.
     Bench(crate::bench::BenchArgs),
+    /// Download datasets (MNIST, Fashion-MNIST, KMNIST, CIFAR-10, CIFAR-100) with
+    /// checksums, or list them and what is present.
+    #[command(subcommand)]
+    Data(DataCommand),
 }
 
 /// Which optimiser `--optimizer` names.
@@ -340,6 +344,7 @@ pub fn run(cli: Cli) -> Result<()> {
             out.flush()?;
             Ok(())
         }
+        Command::Data(command) => run_data(command),
     }
 }
 
@@ -506,5 +511,54 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
     let mut out = output::stdout();
     writeln!(out, "{}", index.display())?;
     out.flush()?;
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum DataCommand {
+    /// Download a dataset into DIR/NAME/, resuming a partial download; each file is
+    /// checked against its published size, MD5 and SHA-256 before it is put in place
+    /// or unpacked.
+    Fetch {
+        /// mnist, fashion-mnist, kmnist, cifar10 or cifar100.
+        name: String,
+        /// The data directory (default: $GPUNET_DATA, else gpunet in the user's cache
+        /// directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+    /// The datasets gpunet can fetch, their files and sizes, and which are present and
+    /// verified in the data directory.
+    List {
+        /// The data directory (default: $GPUNET_DATA, else gpunet in the user's cache
+        /// directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+fn run_data(command: DataCommand) -> Result<()> {
+    use crate::data::{catalog, fetch};
+    match command {
+        DataCommand::Fetch { name, dir } => {
+            let source = catalog::find(&name)?;
+            let root = catalog::data_root(dir.as_deref())?;
+            let dir = fetch::fetch(
+                &source,
+                &root.path,
+                &fetch::FetchOptions::default(),
+                &mut output::stderr(),
+            )?;
+            let mut out = output::stdout();
+            writeln!(out, "{}: ready in {}", source.name, dir.display())?;
+            out.flush()?;
+        }
+        DataCommand::List { dir } => {
+            let root = catalog::data_root(dir.as_deref())?;
+            let mut out = output::stdout();
+            catalog::write_list(&catalog::known(), &root, &mut out)?;
+            out.flush()?;
+        }
+    }
     Ok(())
 }

@@ -1,8 +1,11 @@
-//! Datasets: IDX (MNIST-style) and CIFAR parsing and validation, and the
-//! in-memory dataset the backends upload once per run.
+//! Datasets: IDX (MNIST-style) and CIFAR parsing and validation, the
+//! in-memory dataset the backends upload once per run, and fetching the
+//! known datasets (`catalog.rs`, `fetch.rs`).
 
+pub mod catalog;
 pub mod cifar;
 mod dataset;
+pub mod fetch;
 pub mod idx;
 mod mnist;
 
