@@ -2,8 +2,45 @@
 //! are (rows, C, S) with S = H·W (1 after a dense layer); a channel's
 //! statistics are over its rows·S values. `stats` is (2, C): the mean, then
 //! the inverse standard deviation.
+//!
+//! The sums over a channel go in the order bn.wgsl's workgroups add them
+//! (`workgroup_sum`), so that both devices give the same bits and a seed
+//! the same weights. This matters more here than elsewhere: the gradient
+//! through batch norm is a difference of nearly equal terms
+//! (dz − mean(dz) − x̂·mean(dz·x̂)), which turns a last-bit difference in a
+//! sum into a visible one in the weights after a few steps.
 
 use super::BatchNorm;
+
+/// Invocations in one of bn.wgsl's reducing workgroups (`BN_WG`).
+pub const WORKGROUP: usize = 256;
+
+/// Σ_{i<m} value(i) in bn.wgsl's order: invocation t adds i = t, t + 256,
+/// … in turn; then the 256 partial sums are added in a tree, partial t
+/// taking partial t + s for s = 128, 64, …, 1.
+pub fn workgroup_sum(m: usize, value: impl Fn(usize) -> f32) -> f32 {
+    let mut partial = [0.0f32; WORKGROUP];
+    for (t, sum) in partial.iter_mut().enumerate() {
+        for i in (t..m).step_by(WORKGROUP) {
+            *sum += value(i);
+        }
+    }
+    let mut stride = WORKGROUP / 2;
+    while stride > 0 {
+        for t in 0..stride {
+            partial[t] += partial[t + stride];
+        }
+        stride /= 2;
+    }
+    partial[0]
+}
+
+/// Index of the i-th value of channel c (i over rows × S) in (rows, C, S).
+fn channel_index(bn: &BatchNorm, i: usize, c: usize) -> usize {
+    let spatial = bn.shape.h * bn.shape.w;
+    let n = i / spatial;
+    (n * bn.shape.c + c) * spatial + i % spatial
+}
 
 /// The indices of channel c's values in a (rows, C, S) array.
 fn channel(bn: &BatchNorm, rows: usize, c: usize) -> impl Iterator<Item = usize> {
@@ -16,14 +53,12 @@ fn channel(bn: &BatchNorm, rows: usize, c: usize) -> impl Iterator<Item = usize>
 
 /// μ[c] = Σ x / m and the biased σ²[c] = Σ (x − μ)² / m, m = rows·S.
 pub fn batch_statistics(bn: &BatchNorm, x: &[f32], rows: usize) -> (Vec<f32>, Vec<f32>) {
-    let m = (rows * bn.shape.h * bn.shape.w) as f32;
+    let m = rows * bn.shape.h * bn.shape.w;
     (0..bn.shape.c)
         .map(|c| {
-            let mean = channel(bn, rows, c).map(|i| x[i]).sum::<f32>() / m;
-            let variance = channel(bn, rows, c)
-                .map(|i| (x[i] - mean) * (x[i] - mean))
-                .sum::<f32>()
-                / m;
+            let at = |i| x[channel_index(bn, i, c)];
+            let mean = workgroup_sum(m, at) / m as f32;
+            let variance = workgroup_sum(m, |i| (at(i) - mean) * (at(i) - mean)) / m as f32;
             (mean, variance)
         })
         .unzip()
@@ -95,16 +130,12 @@ pub fn backward_reduce(
     grad_beta: &mut [f32],
     rows: usize,
 ) {
-    let c = bn.shape.c;
+    let (c, m) = (bn.shape.c, rows * bn.shape.h * bn.shape.w);
     for ch in 0..c {
         let (mean, inv_std) = (stats[ch], stats[c + ch]);
-        let (mut sum_dz, mut sum_dz_x_hat) = (0.0f32, 0.0f32);
-        for i in channel(bn, rows, ch) {
-            sum_dz += dz[i];
-            sum_dz_x_hat += dz[i] * ((x[i] - mean) * inv_std);
-        }
-        grad_gamma[ch] = sum_dz_x_hat;
-        grad_beta[ch] = sum_dz;
+        let at = |i| channel_index(bn, i, ch);
+        grad_gamma[ch] = workgroup_sum(m, |i| dz[at(i)] * ((x[at(i)] - mean) * inv_std));
+        grad_beta[ch] = workgroup_sum(m, |i| dz[at(i)]);
     }
 }
 
