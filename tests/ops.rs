@@ -588,9 +588,9 @@ fn batch_norm_eval_uses_the_running_statistics() {
 
 /// After a training forward the running statistics are PyTorch's:
 /// running_mean = 0.9·running_mean + 0.1·μ, running_var = 0.9·running_var
-/// + 0.1·(unbiased variance), num_batches_tracked + 1. The figures are what
-/// `torch.nn.BatchNorm1d(2)` (and `BatchNorm2d(1)`) hold after one and two
-/// calls in training mode on these batches, worked out by hand.
+/// plus 0.1·(the unbiased variance), num_batches_tracked + 1. The figures
+/// are what `torch.nn.BatchNorm1d(2)` (and `BatchNorm2d(1)`) hold after one
+/// and two calls in training mode on these batches, worked out by hand.
 #[test]
 fn batch_norm_running_statistics_follow_pytorch() {
     let bn1d = BatchNorm::new(flat(2));

@@ -89,6 +89,7 @@ impl Kernels {
     }
 
     /// Evaluation: the running statistics as `stats`, all `batch` rows.
+    #[allow(clippy::too_many_arguments)]
     pub fn bn_eval_stats(
         &self,
         ctx: &GpuContext,
