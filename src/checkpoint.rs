@@ -5,18 +5,21 @@
 //! file = u64 LE header length n │ n bytes of JSON header │ tensor data
 //! header = { "__metadata__": { "gpunet.format": "1", <your keys>… },
 //!            "<name>": { "dtype": "F32", "shape": [..], "data_offsets": [begin, end] }, … }
-//! tensor data = each tensor's f32 values, little-endian, row-major,
-//!               one after another in the order they were given to `save`
+//! tensor data = each tensor's values, little-endian, row-major, one after
+//!               another in the order they were given to `save`: f32s, or
+//!               i64s for a tensor marked `I64` (counters such as batch
+//!               norm's `num_batches_tracked`, which PyTorch keeps as int64)
 //! ```
 //!
 //! Any safetensors reader (PyTorch's `safetensors.torch.load_file`, numpy's
 //! `safetensors.numpy`) opens the files `save` writes; `load` opens only
 //! files that `save` wrote (it wants [`FORMAT_KEY`] in the metadata and F32
-//! tensors), and says what is wrong with any other file, naming it.
+//! or I64 tensors), and says what is wrong with any other file, naming it.
 //!
 //! Public API:
-//! - [`NamedTensor`] `{ name, shape, data: Vec<f32> }`, e.g. `layers.0.weight`
-//!   with shape `[out, in]` (the names and layouts of `graph.rs`).
+//! - [`NamedTensor`] `{ name, shape, data: Vec<f32>, dtype }`, e.g.
+//!   `layers.0.weight` with shape `[out, in]` (the names and layouts of
+//!   `graph.rs`); `dtype` is how the file stores it ([`Stored`]).
 //! - [`Checkpoint`] `{ tensors, metadata: BTreeMap<String, String> }` and
 //!   [`Checkpoint::tensor`] to find a tensor by name.
 //! - [`save`]`(path, &ckpt)`: written atomically (see [`write_atomically`]),
@@ -46,12 +49,23 @@ pub const FORMAT_VERSION: &str = "1";
 /// The safetensors header length field: a little-endian u64.
 const HEADER_LEN_BYTES: usize = 8;
 
+/// How a tensor's values are stored in the file; in memory they are f32s.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Stored {
+    #[default]
+    F32,
+    /// Whole numbers as little-endian i64s (PyTorch's dtype for counters);
+    /// exact for the whole numbers an f32 holds exactly (up to 2^24).
+    I64,
+}
+
 /// One tensor: `data` holds `shape.iter().product()` values, row-major.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NamedTensor {
     pub name: String,
     pub shape: Vec<usize>,
     pub data: Vec<f32>,
+    pub dtype: Stored,
 }
 
 impl NamedTensor {
@@ -113,11 +127,23 @@ fn encode(ckpt: &Checkpoint) -> anyhow::Result<Vec<u8>> {
                 tensor.data.len()
             );
         }
-        let end = offset + 4 * tensor.data.len();
+        let (dtype, bytes) = match tensor.dtype {
+            Stored::F32 => (Dtype::F32, 4),
+            Stored::I64 => (Dtype::I64, 8),
+        };
+        if tensor.dtype == Stored::I64 {
+            if let Some(v) = tensor.data.iter().find(|v| v.fract() != 0.0) {
+                bail!(
+                    "tensor `{}` is stored as I64 but holds {v}, not a whole number",
+                    tensor.name
+                );
+            }
+        }
+        let end = offset + bytes * tensor.data.len();
         infos.push((
             tensor.name.clone(),
             TensorInfo {
-                dtype: Dtype::F32,
+                dtype,
                 shape: tensor.shape.clone(),
                 data_offsets: (offset, end),
             },
@@ -140,8 +166,11 @@ fn encode(ckpt: &Checkpoint) -> anyhow::Result<Vec<u8>> {
     bytes.extend_from_slice(&(header_json.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&header_json);
     for tensor in &ckpt.tensors {
-        for value in &tensor.data {
-            bytes.extend_from_slice(&value.to_le_bytes());
+        for &value in &tensor.data {
+            match tensor.dtype {
+                Stored::F32 => bytes.extend_from_slice(&value.to_le_bytes()),
+                Stored::I64 => bytes.extend_from_slice(&(value as i64).to_le_bytes()),
+            }
         }
     }
     Ok(bytes)
@@ -175,21 +204,30 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Checkpoint> {
         let view = file
             .tensor(&name)
             .map_err(|e| anyhow!("is a corrupt safetensors file: {e}"))?;
-        if view.dtype() != Dtype::F32 {
-            bail!(
-                "holds tensor `{name}` as {:?}, but gpunet checkpoints hold only F32 tensors",
-                view.dtype()
-            );
-        }
-        let data = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
+        let (data, dtype) = match view.dtype() {
+            Dtype::F32 => (
+                view.data()
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes(b.try_into().expect("4 bytes")))
+                    .collect(),
+                Stored::F32,
+            ),
+            Dtype::I64 => (
+                view.data()
+                    .chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().expect("8 bytes")) as f32)
+                    .collect(),
+                Stored::I64,
+            ),
+            other => bail!(
+                "holds tensor `{name}` as {other:?}, but gpunet checkpoints hold only F32 tensors (and I64 counters)"
+            ),
+        };
         tensors.push(NamedTensor {
             name,
             shape: view.shape().to_vec(),
             data,
+            dtype,
         });
     }
     Ok(Checkpoint { tensors, metadata })
@@ -440,21 +478,31 @@ mod tests {
                     name: "layers.2.weight".into(),
                     shape: vec![3, 4],
                     data: weight,
+                    dtype: Stored::F32,
                 },
                 NamedTensor {
                     name: "layers.10.bias".into(),
                     shape: vec![12],
                     data: specials,
+                    dtype: Stored::F32,
                 },
                 NamedTensor {
                     name: "scalar".into(),
                     shape: vec![],
                     data: vec![7.5],
+                    dtype: Stored::F32,
                 },
                 NamedTensor {
                     name: "empty".into(),
                     shape: vec![0, 5],
                     data: vec![],
+                    dtype: Stored::F32,
+                },
+                NamedTensor {
+                    name: "layers.1.num_batches_tracked".into(),
+                    shape: vec![],
+                    data: vec![16_777_216.0],
+                    dtype: Stored::I64,
                 },
             ],
             metadata: BTreeMap::from([
@@ -487,10 +535,17 @@ mod tests {
         let names: Vec<&str> = loaded.tensors.iter().map(|t| t.name.as_str()).collect();
         assert_eq!(
             names,
-            ["layers.2.weight", "layers.10.bias", "scalar", "empty"]
+            [
+                "layers.2.weight",
+                "layers.10.bias",
+                "scalar",
+                "empty",
+                "layers.1.num_batches_tracked"
+            ]
         );
         for (saved, read) in ckpt.tensors.iter().zip(&loaded.tensors) {
             assert_eq!(saved.shape, read.shape, "{}", saved.name);
+            assert_eq!(saved.dtype, read.dtype, "{}", saved.name);
             assert_eq!(bits(saved), bits(read), "{}", saved.name);
         }
         let mut expected_metadata = ckpt.metadata.clone();
@@ -519,6 +574,24 @@ mod tests {
         assert_eq!(&view.data()[..4], (-5.5f32 * 0.125).to_le_bytes());
         let (_, header) = SafeTensors::read_metadata(&bytes).unwrap();
         assert_eq!(header.metadata().as_ref().unwrap()[FORMAT_KEY], "1");
+        // A counter is an int64 scalar, as PyTorch keeps num_batches_tracked.
+        let view = file.tensor("layers.1.num_batches_tracked").unwrap();
+        assert_eq!(view.dtype(), Dtype::I64);
+        assert_eq!(view.shape(), [0usize; 0]);
+        assert_eq!(view.data(), (1i64 << 24).to_le_bytes());
+    }
+
+    #[test]
+    fn an_int64_tensor_must_hold_whole_numbers() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("model.safetensors");
+        let mut ckpt = sample();
+        ckpt.tensors[4].data = vec![2.5];
+        let err = format!("{:#}", save(&path, &ckpt).unwrap_err());
+        assert!(
+            err.contains("`layers.1.num_batches_tracked` is stored as I64 but holds 2.5"),
+            "{err}"
+        );
     }
 
     #[test]

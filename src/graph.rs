@@ -9,6 +9,7 @@
 //! their gradients (see [`Graph::backward_steps`]).
 
 use crate::ops::activation::ActivationOp;
+use crate::ops::bn::BatchNorm;
 use crate::ops::conv2d::Conv2d;
 use crate::ops::dense::Dense;
 use crate::ops::pool::MaxPool;
@@ -333,6 +334,7 @@ impl Graph {
                     MaxPool::new(shape, size, stride)
                         .map_err(|e| anyhow::anyhow!("{}: {e}", at()))?,
                 ),
+                LayerSpec::BatchNorm => Box::new(BatchNorm::new(shape)),
                 LayerSpec::Act(act) => {
                     if b.fuse(value, act) {
                         continue;

@@ -13,7 +13,8 @@ use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-/// Opens `device` with the model's weights, for inference only.
+/// Opens `device` with the model's weights and buffers (running
+/// statistics), for inference only.
 pub fn open_model(
     device: DeviceChoice,
     model: &SavedModel,
@@ -27,7 +28,7 @@ pub fn open_model(
         weight_decay: 0.0,
         nesterov: false,
     };
-    open_backend(
+    let mut backend = open_backend(
         device,
         &model.graph,
         256,
@@ -36,7 +37,9 @@ pub fn open_model(
         empty.clone(),
         empty,
         log,
-    )
+    )?;
+    backend.load_buffers(&model.buffers)?;
+    Ok(backend)
 }
 
 /// `gpunet eval`'s figures.

@@ -1,13 +1,16 @@
 //! A trained model as a file: the graph's parameters as safetensors tensors
 //! with PyTorch's names and layouts (`layers.0.weight` is [out, in] for a
-//! dense layer, [out_c, in_c, k, k] for a conv), the optimiser state beside
+//! dense layer, [out_c, in_c, k, k] for a conv), its non-trainable buffers
+//! likewise (`layers.1.running_mean` and `running_var` [C] f32,
+//! `layers.1.num_batches_tracked` an int64 scalar [], as PyTorch's
+//! `state_dict()` holds them), the optimiser state beside
 //! them (`optimizer.exp_avg.layers.0.weight`, …), and in the metadata the
 //! model spec, input shape, data normalisation, training settings and
 //! progress, so that `eval`, `predict`, `inspect` and `--resume` need
 //! nothing else.
 
 use crate::backend::Optimizer;
-use crate::checkpoint::{self, Checkpoint, NamedTensor};
+use crate::checkpoint::{self, Checkpoint, NamedTensor, Stored};
 use crate::graph::{Graph, Shape};
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
@@ -219,6 +222,9 @@ pub struct Progress {
 pub struct SavedModel {
     pub graph: Graph,
     pub params: Vec<f32>,
+    /// The non-trainable buffers (running statistics), laid out as
+    /// `graph.buffers`.
+    pub buffers: Vec<f32>,
     /// Empty when the file has no optimiser state.
     pub optimizer_state: Vec<Vec<f32>>,
     pub settings: Option<TrainingSettings>,
@@ -267,8 +273,24 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
             name: info.name.clone(),
             shape: info.shape.clone(),
             data: model.params[info.range()].to_vec(),
+            dtype: Stored::F32,
         })
         .collect();
+    if model.buffers.len() != graph.buffer_len {
+        bail!(
+            "the model's buffers hold {} values, its graph lays out {}",
+            model.buffers.len(),
+            graph.buffer_len
+        );
+    }
+    for info in &graph.buffers {
+        tensors.push(NamedTensor {
+            name: info.name.clone(),
+            shape: info.shape.clone(),
+            data: model.buffers[info.range()].to_vec(),
+            dtype: buffer_dtype(&info.name),
+        });
+    }
     if let Some(settings) = &model.settings {
         let names = settings.optimizer.state_names();
         if model.optimizer_state.len() == names.len() {
@@ -278,6 +300,7 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
                         name: format!("optimizer.{prefix}.{}", info.name),
                         shape: info.shape.clone(),
                         data: state[info.range()].to_vec(),
+                        dtype: Stored::F32,
                     });
                 }
             }
@@ -294,6 +317,7 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
                 .iter()
                 .flat_map(|(_, w)| w.iter().copied())
                 .collect(),
+            dtype: Stored::F32,
         });
     }
     let mut metadata = BTreeMap::new();
@@ -373,6 +397,22 @@ pub fn load(path: &Path) -> Result<SavedModel> {
              diverged, and its outputs would mean nothing"
         );
     }
+    let mut buffers = vec![0.0; graph.buffer_len];
+    for info in &graph.buffers {
+        match ckpt.tensor(&info.name) {
+            Some(t) if t.shape == info.shape => buffers[info.range()].copy_from_slice(&t.data),
+            Some(t) => bail!(
+                "{name}: tensor {} has shape {:?} but the model {spec} needs {:?}",
+                info.name,
+                t.shape,
+                info.shape
+            ),
+            None => bail!(
+                "{name}: no tensor {} (the model {spec} keeps it beside its parameters)",
+                info.name
+            ),
+        }
+    }
     let settings: Option<TrainingSettings> = ckpt
         .metadata
         .get(TRAINING_KEY)
@@ -443,6 +483,7 @@ pub fn load(path: &Path) -> Result<SavedModel> {
     Ok(SavedModel {
         graph,
         params,
+        buffers,
         optimizer_state,
         settings,
         progress,
@@ -493,6 +534,16 @@ fn check_progress(
         );
     }
     Ok(())
+}
+
+/// How a buffer is stored: PyTorch keeps counters (batch norm's
+/// `num_batches_tracked`) as int64, everything else as f32.
+fn buffer_dtype(name: &str) -> Stored {
+    if name.ends_with(".num_batches_tracked") {
+        Stored::I64
+    } else {
+        Stored::F32
+    }
 }
 
 /// "1x28x28" → Shape.

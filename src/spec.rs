@@ -33,6 +33,8 @@ pub enum LayerSpec {
         size: usize,
         stride: usize,
     },
+    /// Batch normalisation over the channels of what comes before.
+    BatchNorm,
     Act(Activation),
 }
 
@@ -62,6 +64,7 @@ impl fmt::Display for LayerSpec {
                 }
                 Ok(())
             }
+            LayerSpec::BatchNorm => write!(f, "bn"),
             LayerSpec::Act(a) => write!(f, "{}", a.name()),
         }
     }
@@ -140,6 +143,9 @@ impl ModelSpec {
 fn parse_token(token: &str) -> Result<LayerSpec> {
     if let Ok(a) = Activation::from_name(token) {
         return Ok(LayerSpec::Act(a));
+    }
+    if token == "bn" {
+        return Ok(LayerSpec::BatchNorm);
     }
     let split = token.find(|c: char| c.is_ascii_digit()).ok_or_else(|| {
         anyhow!("unknown layer; expected denseN, convCkK[sS][pP], poolK[sS], relu, tanh or sigmoid")

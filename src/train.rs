@@ -419,6 +419,7 @@ pub fn train(
             bail!("--resume: the checkpoint holds no optimiser state");
         }
         backend.load_state(&saved.params, &saved.optimizer_state)?;
+        backend.load_buffers(&saved.buffers)?;
         progress = saved.progress;
         history = saved.history;
         snapshots = saved.snapshots;
@@ -552,6 +553,7 @@ pub fn train(
             let saved = SavedModel {
                 graph: graph.clone(),
                 params,
+                buffers: backend.buffers()?,
                 optimizer_state: backend.optimizer_state()?,
                 settings: Some(settings.clone()),
                 progress,

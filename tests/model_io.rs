@@ -5,7 +5,7 @@ mod common;
 
 use common::{gpu, mnist_dir};
 use gpunet::backend::Optimizer;
-use gpunet::checkpoint::{self, Checkpoint};
+use gpunet::checkpoint::{self, Checkpoint, Stored};
 use gpunet::data::{load_mnist, Split};
 use gpunet::infer;
 use gpunet::model_file;
@@ -88,37 +88,144 @@ fn save_then_load_is_bit_exact() {
 }
 
 /// Two epochs, stop, resume to four, against four in one go: the same
-/// weights bit for bit, on the CPU and on the GPU.
-#[test]
-fn interrupted_and_resumed_training_equals_uninterrupted() {
+/// weights bit for bit, and the same non-trainable buffers (training reads
+/// batch statistics, never the running ones, so only restoring them on
+/// resume makes them agree), on the CPU and on the GPU.
+fn check_resume(spec: &str, train_limit: usize) {
     let mut devices = vec![DeviceChoice::Cpu];
     if gpu().is_some() {
         devices.push(DeviceChoice::Gpu);
     }
     for device in devices {
         let dir = tempfile::tempdir().unwrap();
-        let spec = "conv3k3p1,relu,pool2,dense16,tanh,dense10";
-        let straight = run(&config(device, spec, 4, None));
+        let whole = dir.path().join("straight.safetensors");
+        let mut straight_cfg = config(device, spec, 4, Some(whole.clone()));
+        straight_cfg.train_limit = Some(train_limit);
+        let straight = run(&straight_cfg);
 
         // The same run, interrupted (the callback fails, as Ctrl-C would
         // stop it) after the checkpoint of epoch 2.
         let ckpt = dir.path().join("ckpt.safetensors");
         let mut first = config(device, spec, 4, Some(ckpt.clone()));
+        first.train_limit = Some(train_limit);
         first.checkpoint_every = 2;
         let interrupted = train(&first, &mut std::io::sink(), &mut |report| {
             anyhow::ensure!(report.epoch < 2, "interrupted");
             Ok(())
         });
         assert!(interrupted.is_err());
-        let mut second = config(device, spec, 4, Some(dir.path().join("final.safetensors")));
+        let last = dir.path().join("final.safetensors");
+        let mut second = config(device, spec, 4, Some(last.clone()));
+        second.train_limit = Some(train_limit);
         second.spec = None;
         second.resume = Some(ckpt);
         let resumed = run(&second);
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
         assert_eq!(
-            resumed.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
-            straight.iter().map(|x| x.to_bits()).collect::<Vec<_>>(),
+            bits(&resumed),
+            bits(&straight),
             "{device:?}: resumed weights differ"
         );
+        let (a, b) = (
+            model_file::load(&whole).unwrap(),
+            model_file::load(&last).unwrap(),
+        );
+        assert_eq!(
+            bits(&b.buffers),
+            bits(&a.buffers),
+            "{device:?}: resumed buffers differ"
+        );
+        let accuracies =
+            |m: &model_file::SavedModel| m.history.iter().map(|h| h.test_acc).collect::<Vec<_>>();
+        assert_eq!(
+            accuracies(&b),
+            accuracies(&a),
+            "{device:?}: test accuracies"
+        );
+    }
+}
+
+#[test]
+fn interrupted_and_resumed_training_equals_uninterrupted() {
+    check_resume("conv3k3p1,relu,pool2,dense16,tanh,dense10", 400);
+}
+
+/// With batch norm, whose running statistics are buffers; 410 images in
+/// batches of 50 make each epoch end in a short batch.
+#[test]
+fn interrupted_and_resumed_training_with_bn_equals_uninterrupted() {
+    check_resume("conv3k3p1,bn,relu,pool2,dense16,bn,tanh,dense10", 410);
+}
+
+/// A model with batch norm keeps its running statistics in the file under
+/// PyTorch's names (num_batches_tracked an int64 scalar), reads them back
+/// bit for bit, and evaluates with them: `eval` gives the accuracy of the
+/// training's own test pass, and a GPU-trained file gives the same results
+/// on the CPU.
+#[test]
+fn batch_norm_buffers_are_saved_loaded_and_used() {
+    let mut devices = vec![DeviceChoice::Cpu];
+    if gpu().is_some() {
+        devices.push(DeviceChoice::Gpu);
+    }
+    let spec = "conv2k3,bn,relu,pool2,dense8,bn,relu,dense10";
+    let test = load_mnist(&mnist_dir(), Split::Test)
+        .unwrap()
+        .truncated(200);
+    for device in devices {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.safetensors");
+        run(&config(device, spec, 1, Some(path.clone())));
+        let file = checkpoint::load(&path).unwrap();
+        let stored = |name: &str| {
+            let t = file.tensor(name).unwrap_or_else(|| panic!("no {name}"));
+            (t.shape.clone(), t.dtype)
+        };
+        assert_eq!(stored("layers.1.running_mean"), (vec![2], Stored::F32));
+        assert_eq!(stored("layers.1.running_var"), (vec![2], Stored::F32));
+        assert_eq!(stored("layers.1.weight"), (vec![2], Stored::F32));
+        assert_eq!(stored("layers.5.running_var"), (vec![8], Stored::F32));
+        assert_eq!(
+            stored("layers.5.num_batches_tracked"),
+            (vec![], Stored::I64)
+        );
+        // 400 images in batches of 50: 8 steps.
+        assert_eq!(
+            file.tensor("layers.5.num_batches_tracked").unwrap().data,
+            [8.0]
+        );
+
+        let saved = model_file::load(&path).unwrap();
+        let running_var = &saved.buffers[saved.graph.buffers[1].range()];
+        assert!(
+            running_var.iter().all(|&v| v > 0.0 && v != 1.0),
+            "{device:?}: the running variance moved: {running_var:?}"
+        );
+        let again = dir.path().join("again.safetensors");
+        model_file::save(&again, &saved).unwrap();
+        let reread = model_file::load(&again).unwrap();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(bits(&reread.buffers), bits(&saved.buffers));
+
+        let mut sink = std::io::sink();
+        let mut on_device = infer::open_model(device, &saved, &mut sink).unwrap();
+        let report = infer::evaluate(on_device.as_mut(), &test, 10).unwrap();
+        assert_eq!(
+            report.accuracy, saved.history[0].test_acc,
+            "{device:?}: eval uses the saved running statistics"
+        );
+        assert!(
+            (report.loss - saved.history[0].test_loss).abs() < 1e-4,
+            "{device:?}: eval's loss {} vs the test pass's {}",
+            report.loss,
+            saved.history[0].test_loss
+        );
+        if device == DeviceChoice::Gpu {
+            let mut on_cpu = infer::open_model(DeviceChoice::Cpu, &saved, &mut sink).unwrap();
+            let cpu_report = infer::evaluate(on_cpu.as_mut(), &test, 10).unwrap();
+            assert_eq!(cpu_report.confusion, report.confusion);
+            assert!((cpu_report.loss - report.loss).abs() < 1e-4);
+        }
     }
 }
 

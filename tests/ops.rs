@@ -18,15 +18,16 @@
 mod common;
 
 use common::{assert_close, gpu, random_vec, rng};
-use gpunet::gpu::{Binding, GpuContext, Kernels};
+use gpunet::gpu::{Binding, GpuContext, Kernels, StepSlots};
 use gpunet::graph::Shape;
 use gpunet::ops::activation::ActivationOp;
 use gpunet::ops::add::Add;
+use gpunet::ops::bn::BatchNorm;
 use gpunet::ops::conv2d::Conv2d;
 use gpunet::ops::dense::Dense;
 use gpunet::ops::pool::MaxPool;
 use gpunet::ops::{
-    Activation, CpuBackward, CpuForward, Dtype, GpuBackward, GpuForward, Mode, Op, Saved,
+    Activation, CpuBackward, CpuForward, Dtype, GpuBackward, GpuForward, Init, Mode, Op, Saved,
 };
 use rand_chacha::ChaCha8Rng;
 
@@ -38,30 +39,61 @@ struct Case {
     rows: usize,
     inputs: Vec<Vec<f32>>,
     params: Vec<Vec<f32>>,
+    /// The non-trainable buffers before the forward pass.
+    buffers: Vec<Vec<f32>>,
     grad_output: Vec<f32>,
 }
 
-/// The CPU forward: output and saved tensors.
+/// The starting values of an op's non-trainable buffers (running statistics).
+fn initial_buffers(op: &dyn Op) -> Vec<Vec<f32>> {
+    op.buffers()
+        .iter()
+        .map(|d| {
+            let len = d.shape.iter().product();
+            match d.init {
+                Init::Zeros => vec![0.0; len],
+                Init::Ones => vec![1.0; len],
+                Init::Uniform(_) => panic!("{}: buffers start as constants", d.name),
+            }
+        })
+        .collect()
+}
+
+/// The CPU forward in `mode`, updating `buffers`: output and saved tensors.
+fn forward_in(
+    op: &dyn Op,
+    mode: Mode,
+    rows: usize,
+    inputs: &[Vec<f32>],
+    params: &[Vec<f32>],
+    buffers: &mut [Vec<f32>],
+) -> (Vec<f32>, Vec<Saved>) {
+    let mut output = vec![0.0; rows * op.output().len()];
+    let mut saved: Vec<Saved> = op.saved().iter().map(|d| Saved::zeros(d, rows)).collect();
+    op.forward_cpu(CpuForward {
+        mode,
+        rows,
+        step: 0,
+        seed: 0,
+        inputs: inputs.iter().map(Vec::as_slice).collect(),
+        params: params.iter().map(Vec::as_slice).collect(),
+        buffers: buffers.iter_mut().map(Vec::as_mut_slice).collect(),
+        output: &mut output,
+        saved: &mut saved,
+    });
+    (output, saved)
+}
+
+/// The CPU forward in training mode from fresh buffers: output and saved
+/// tensors.
 fn forward(
     op: &dyn Op,
     rows: usize,
     inputs: &[Vec<f32>],
     params: &[Vec<f32>],
 ) -> (Vec<f32>, Vec<Saved>) {
-    let mut output = vec![0.0; rows * op.output().len()];
-    let mut saved: Vec<Saved> = op.saved().iter().map(|d| Saved::zeros(d, rows)).collect();
-    op.forward_cpu(CpuForward {
-        mode: Mode::Train,
-        rows,
-        step: 0,
-        seed: 0,
-        inputs: inputs.iter().map(Vec::as_slice).collect(),
-        params: params.iter().map(Vec::as_slice).collect(),
-        buffers: Vec::new(),
-        output: &mut output,
-        saved: &mut saved,
-    });
-    (output, saved)
+    let mut buffers = initial_buffers(op);
+    forward_in(op, Mode::Train, rows, inputs, params, &mut buffers)
 }
 
 /// What makes the loss non-smooth near a point: saved indices (a pool's
@@ -80,9 +112,18 @@ fn kinks(op: &dyn Op, output: &[f32], saved: &[Saved]) -> Vec<u32> {
     pattern
 }
 
-/// The CPU backward: (parameter gradients, input gradients).
-fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let (output, saved) = forward(op, case.rows, &case.inputs, &case.params);
+/// The CPU backward after a forward in `mode`: (parameter gradients,
+/// input gradients).
+fn backward_in(op: &dyn Op, mode: Mode, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    let mut buffers = case.buffers.clone();
+    let (output, saved) = forward_in(
+        op,
+        mode,
+        case.rows,
+        &case.inputs,
+        &case.params,
+        &mut buffers,
+    );
     let mut grad_output = case.grad_output.clone();
     let mut grad_params: Vec<Vec<f32>> = case
         .params
@@ -109,6 +150,11 @@ fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
             .collect(),
     });
     (grad_params, grad_inputs)
+}
+
+/// The CPU backward in training mode: (parameter gradients, input gradients).
+fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+    backward_in(op, Mode::Train, case)
 }
 
 /// The loss Σ dy ⊙ op(...) with one tensor replaced, and the kinks there.
@@ -178,23 +224,58 @@ fn check_reference(op: &dyn Op, case: &Case) {
     );
 }
 
-/// The GPU forward and backward against the CPU ones.
-fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_in: usize) {
-    let rows = case.rows;
-    let (want_y, _) = forward(op, rows, &case.inputs, &case.params);
-    let (want_grad_params, want_grad_inputs) = backward(op, case);
+/// The GPU forward in `mode` and backward against the CPU ones, and the
+/// buffers the forward updates. With `padding` > 0 (training only) the GPU
+/// batch has that many rows past the case's (the step's batch_len stays the
+/// case's rows), filled with values far from the real ones: an op with
+/// batch statistics must leave them out, and pass them no gradient.
+fn check_gpu(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    op: &dyn Op,
+    case: &Case,
+    fan_in: usize,
+    mode: Mode,
+    padding: usize,
+) {
+    assert!(
+        padding == 0 || mode == Mode::Train,
+        "padding rows are a training batch's"
+    );
+    let (rows, batch) = (case.rows, case.rows + padding);
+    let mut want_buffers = case.buffers.clone();
+    let (want_y, _) = forward_in(
+        op,
+        mode,
+        rows,
+        &case.inputs,
+        &case.params,
+        &mut want_buffers,
+    );
+    let (want_grad_params, want_grad_inputs) = backward_in(op, mode, case);
+    let padded = |v: &[f32]| {
+        let per_row = v.len() / rows;
+        let mut v = v.to_vec();
+        v.extend((0..padding * per_row).map(|i| 5.0 + (i % 7) as f32));
+        v
+    };
 
     let inputs: Vec<wgpu::Buffer> = case
         .inputs
         .iter()
-        .map(|x| ctx.storage_init("x", x))
+        .map(|x| ctx.storage_init("x", &padded(x)))
         .collect();
     let params: Vec<wgpu::Buffer> = case
         .params
         .iter()
         .map(|p| ctx.storage_init("p", p))
         .collect();
-    let output = ctx.storage_zeroed("y", want_y.len());
+    let buffers: Vec<wgpu::Buffer> = case
+        .buffers
+        .iter()
+        .map(|b| ctx.storage_init("buffer", b))
+        .collect();
+    let output = ctx.storage_zeroed("y", batch * op.output().len());
     let saved: Vec<wgpu::Buffer> = op
         .saved()
         .iter()
@@ -203,10 +284,10 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
                 matches!(d.dtype, Dtype::F32 | Dtype::U32),
                 "4-byte elements"
             );
-            ctx.storage_zeroed(d.name, d.elements(rows))
+            ctx.storage_zeroed(d.name, d.elements(batch))
         })
         .collect();
-    let grad_output = ctx.storage_init("dy", &case.grad_output);
+    let grad_output = ctx.storage_init("dy", &padded(&case.grad_output));
     let grad_params: Vec<wgpu::Buffer> = case
         .params
         .iter()
@@ -215,8 +296,11 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
     let grad_inputs: Vec<wgpu::Buffer> = case
         .inputs
         .iter()
-        .map(|x| ctx.storage_zeroed("dx", x.len()))
+        .map(|x| ctx.storage_init("dx", &vec![f32::NAN; batch * x.len() / rows]))
         .collect();
+    // One training step whose batch holds `rows` real examples.
+    let steps = StepSlots::new(ctx, "steps", 1);
+    steps.write_epoch(ctx, rows, batch, 0, &[]);
     fn whole(bufs: &[wgpu::Buffer]) -> Vec<Binding<'_>> {
         bufs.iter().map(Binding::whole).collect()
     }
@@ -224,13 +308,13 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
     let mut list = op.forward_gpu(GpuForward {
         ctx,
         kernels,
-        mode: Mode::Train,
-        batch: rows,
-        steps: None,
+        mode,
+        batch,
+        steps: (mode == Mode::Train).then_some(&steps.buffer),
         seed: 0,
         inputs: whole(&inputs),
         params: whole(&params),
-        buffers: Vec::new(),
+        buffers: whole(&buffers),
         output: Binding::whole(&output),
         saved: whole(&saved),
     });
@@ -238,7 +322,7 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
         op.backward_gpu(GpuBackward {
             ctx,
             kernels,
-            batch: rows,
+            batch,
             inputs: whole(&inputs),
             output: Binding::whole(&output),
             saved: whole(&saved),
@@ -258,19 +342,24 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
     let label = op.label();
     let got_y: Vec<f32> = ctx.read(&output, 0, want_y.len()).unwrap();
     assert_close(&format!("{label}: GPU forward"), &got_y, &want_y, tol, 1e-4);
+    for ((buf, want), decl) in buffers.iter().zip(&want_buffers).zip(op.buffers()) {
+        let got: Vec<f32> = ctx.read(buf, 0, want.len()).unwrap();
+        let what = format!("{label}: GPU {} after the forward", decl.name);
+        assert_close(&what, &got, want, tol, 1e-4);
+    }
     for (k, (buf, want)) in grad_params.iter().zip(&want_grad_params).enumerate() {
         let got: Vec<f32> = ctx.read(buf, 0, want.len()).unwrap();
         let what = format!("{label}: GPU d/d {}", op.params()[k].name);
         assert_close(&what, &got, want, tol * rows as f32, 1e-4);
     }
     for (k, (buf, want)) in grad_inputs.iter().zip(&want_grad_inputs).enumerate() {
-        let got: Vec<f32> = ctx.read(buf, 0, want.len()).unwrap();
-        assert_close(
-            &format!("{label}: GPU d/d input {k}"),
-            &got,
-            want,
-            tol,
-            1e-4,
+        let got: Vec<f32> = ctx.read(buf, 0, batch * want.len() / rows).unwrap();
+        let (real, pad) = got.split_at(want.len());
+        let what = format!("{label}: GPU d/d input {k}");
+        assert_close(&what, real, want, tol, 1e-4);
+        assert!(
+            pad.iter().all(|&g| g == 0.0),
+            "{what}: the padding rows get {pad:?}, not zeros"
         );
     }
 }
@@ -287,6 +376,7 @@ fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) 
             .iter()
             .map(|d| random_vec(rng, d.shape.iter().product(), 0.5))
             .collect(),
+        buffers: initial_buffers(op),
         grad_output: random_vec(rng, rows * op.output().len(), 1.0),
     }
 }
@@ -301,7 +391,7 @@ fn check_op(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize) {
     check_reference(op, &case);
     if let Some(ctx) = gpu() {
         let kernels = Kernels::new(&ctx);
-        check_gpu(&ctx, &kernels, op, &case, fan_in);
+        check_gpu(&ctx, &kernels, op, &case, fan_in, Mode::Train, 0);
     }
 }
 
@@ -369,6 +459,207 @@ fn standalone_activation() {
 fn add() {
     let shape = Shape { c: 4, h: 3, w: 5 };
     check_op(&Add { shape }, &[shape, shape], 3, 2);
+}
+
+/// Batch norm in training mode, after a conv layer (BatchNorm2d) and after
+/// a dense one (BatchNorm1d: C×1×1). The reductions run a 256-wide
+/// workgroup per channel: m = rows·H·W values per channel below 256, past
+/// it and past twice it; the eval kernel covers 64 channels per workgroup:
+/// channel counts past it; odd spatial sizes.
+#[test]
+fn batch_norm() {
+    for (shape, rows, act) in [
+        (Shape { c: 3, h: 5, w: 7 }, 3, Activation::Identity), // m = 105
+        (Shape { c: 5, h: 11, w: 13 }, 2, Activation::Relu),   // m = 286
+        (Shape { c: 2, h: 13, w: 15 }, 3, Activation::Tanh),   // m = 585
+        (flat(70), 9, Activation::Identity),
+        (flat(300), 12, Activation::Sigmoid),
+    ] {
+        let op = BatchNorm {
+            activation: act,
+            ..BatchNorm::new(shape)
+        };
+        check_op(&op, &[shape], rows, rows * shape.h * shape.w);
+    }
+}
+
+/// The GPU's last batch of an epoch may be short: its statistics, running
+/// statistics and gradients cover the step's real rows only, and the
+/// padding rows get no gradient.
+#[test]
+fn batch_norm_on_the_gpu_leaves_the_padding_rows_out() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    for (shape, rows, padding) in [(Shape { c: 4, h: 3, w: 5 }, 5, 3), (flat(33), 7, 57)] {
+        let op = BatchNorm {
+            activation: Activation::Relu,
+            ..BatchNorm::new(shape)
+        };
+        let case = case(&mut rng(rows as u64), &op, &[shape], rows);
+        let m = rows * shape.h * shape.w;
+        check_gpu(&ctx, &kernels, &op, &case, m, Mode::Train, padding);
+    }
+}
+
+/// A case for `op` whose running statistics have been trained away from
+/// their starting values.
+fn trained_bn_case(op: &BatchNorm, rows: usize, seed: u64) -> Case {
+    let mut rng = rng(seed);
+    let mut case = case(&mut rng, op, &[op.shape], rows);
+    let c = op.shape.c;
+    case.buffers = vec![
+        random_vec(&mut rng, c, 2.0),
+        random_vec(&mut rng, c, 1.0)
+            .into_iter()
+            .map(|v| 1.5 + v)
+            .collect(),
+        vec![7.0],
+    ];
+    case
+}
+
+/// Evaluation normalises with the running statistics:
+/// y = γ·(x − running_mean)/√(running_var + eps) + β, here in f64; the
+/// buffers are left as they were; the backward treats the statistics as
+/// constants (dx = γ·dy/√(running_var + eps)), against finite differences
+/// and on the GPU.
+#[test]
+fn batch_norm_eval_uses_the_running_statistics() {
+    let shape = Shape { c: 3, h: 2, w: 3 };
+    let op = BatchNorm::new(shape);
+    let rows = 4;
+    let case = trained_bn_case(&op, rows, 11);
+    let mut buffers = case.buffers.clone();
+    let (y, _) = forward_in(
+        &op,
+        Mode::Eval,
+        rows,
+        &case.inputs,
+        &case.params,
+        &mut buffers,
+    );
+    assert_eq!(buffers, case.buffers, "eval leaves the running statistics");
+    let (x, gamma, beta) = (&case.inputs[0], &case.params[0], &case.params[1]);
+    let (running_mean, running_var) = (&case.buffers[0], &case.buffers[1]);
+    let spatial = shape.h * shape.w;
+    let mut dx = vec![0.0; x.len()];
+    for (i, (&got, &xi)) in y.iter().zip(x).enumerate() {
+        let c = i / spatial % shape.c;
+        let inv_std = 1.0 / (f64::from(running_var[c]) + 1e-5).sqrt();
+        let scale = f64::from(gamma[c]) * inv_std;
+        let want = scale * (f64::from(xi) - f64::from(running_mean[c])) + f64::from(beta[c]);
+        assert!(
+            (f64::from(got) - want).abs() < 1e-5,
+            "y[{i}]: {got} vs {want}"
+        );
+        dx[i] = (scale * f64::from(case.grad_output[i])) as f32;
+    }
+    let (grad_params, grad_inputs) = backward_in(&op, Mode::Eval, &case);
+    assert_close("eval dx", &grad_inputs[0], &dx, 1e-6, 1e-5);
+    // The reference's eval backward against differences of its eval forward.
+    let loss = |inputs: &[Vec<f32>], params: &[Vec<f32>]| {
+        let mut buffers = case.buffers.clone();
+        let (y, _) = forward_in(&op, Mode::Eval, rows, inputs, params, &mut buffers);
+        let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
+        (l, Vec::new())
+    };
+    let at_x = |x: &[f32]| loss(&[x.to_vec()], &case.params);
+    check_against_differences("eval d/dx", x, &grad_inputs[0], &at_x);
+    for k in 0..2 {
+        let at = |p: &[f32]| {
+            let mut params = case.params.clone();
+            params[k] = p.to_vec();
+            loss(&case.inputs, &params)
+        };
+        check_against_differences("eval d/dparam", &case.params[k], &grad_params[k], &at);
+    }
+    if let Some(ctx) = gpu() {
+        let kernels = Kernels::new(&ctx);
+        let relu = BatchNorm {
+            activation: Activation::Relu,
+            ..BatchNorm::new(Shape { c: 70, h: 3, w: 1 })
+        };
+        for (op, case) in [(op, case), (relu, trained_bn_case(&relu, 5, 12))] {
+            let m = case.rows * op.shape.h * op.shape.w;
+            check_gpu(&ctx, &kernels, &op, &case, m, Mode::Eval, 0);
+        }
+    }
+}
+
+/// After a training forward the running statistics are PyTorch's:
+/// running_mean = 0.9·running_mean + 0.1·μ, running_var = 0.9·running_var
+/// plus 0.1·(the unbiased variance), num_batches_tracked + 1. The figures
+/// are what `torch.nn.BatchNorm1d(2)` (and `BatchNorm2d(1)`) hold after one
+/// and two calls in training mode on these batches, worked out by hand.
+#[test]
+fn batch_norm_running_statistics_follow_pytorch() {
+    let bn1d = BatchNorm::new(flat(2));
+    // Channel 0: 1, 2, 3, 4 → μ 2.5, σ² 1.25 (biased), 5/3 (unbiased).
+    // Channel 1: −2, 0, 2, 4 → μ 1, σ² 5, 20/3.
+    let x = vec![1.0, -2.0, 2.0, 0.0, 3.0, 2.0, 4.0, 4.0];
+    let bn2d = BatchNorm::new(Shape { c: 1, h: 1, w: 3 });
+    // 2 rows × 3 positions: μ 3.5, σ² 35/12, unbiased 3.5.
+    let x2d = vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0];
+    for (op, x, rows, after_one, after_two) in [
+        (
+            bn1d,
+            x,
+            4,
+            [vec![0.25, 0.1], vec![0.9 + 1.0 / 6.0, 0.9 + 2.0 / 3.0]],
+            [
+                vec![0.475, 0.19],
+                vec![
+                    0.9 * (0.9 + 1.0 / 6.0) + 1.0 / 6.0,
+                    0.9 * (0.9 + 2.0 / 3.0) + 2.0 / 3.0,
+                ],
+            ],
+        ),
+        (
+            bn2d,
+            x2d,
+            2,
+            [vec![0.35], vec![1.25]],
+            [vec![0.665], vec![0.9 * 1.25 + 0.35]],
+        ),
+    ] {
+        let params = vec![vec![1.0; op.shape.c], vec![0.0; op.shape.c]];
+        let inputs = vec![x.clone()];
+        let mut buffers = initial_buffers(&op);
+        let (y, _) = forward_in(&op, Mode::Train, rows, &inputs, &params, &mut buffers);
+        assert_close("running_mean, 1", &buffers[0], &after_one[0], 1e-6, 1e-6);
+        assert_close("running_var, 1", &buffers[1], &after_one[1], 1e-6, 1e-6);
+        assert_eq!(buffers[2], [1.0], "num_batches_tracked, 1");
+        if op.shape.c == 2 {
+            let want = [
+                -1.5 / (1.25f32 + 1e-5).sqrt(),
+                -3.0 / (5.0f32 + 1e-5).sqrt(),
+            ];
+            assert_close("y, first row", &y[..2], &want, 1e-6, 1e-6);
+        }
+        forward_in(&op, Mode::Train, rows, &inputs, &params, &mut buffers);
+        assert_close("running_mean, 2", &buffers[0], &after_two[0], 1e-6, 1e-6);
+        assert_close("running_var, 2", &buffers[1], &after_two[1], 1e-6, 1e-6);
+        assert_eq!(buffers[2], [2.0], "num_batches_tracked, 2");
+        // The GPU's forward updates them alike.
+        if let Some(ctx) = gpu() {
+            let case = Case {
+                rows,
+                inputs,
+                params,
+                buffers: initial_buffers(&op),
+                grad_output: vec![0.5; x.len()],
+            };
+            check_gpu(
+                &ctx,
+                &Kernels::new(&ctx),
+                &op,
+                &case,
+                x.len(),
+                Mode::Train,
+                0,
+            );
+        }
+    }
 }
 
 #[test]

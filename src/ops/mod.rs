@@ -14,6 +14,7 @@
 
 pub mod activation;
 pub mod add;
+pub mod bn;
 pub mod conv2d;
 pub mod dense;
 pub mod gather;
