@@ -16,6 +16,8 @@ pub mod activation;
 pub mod add;
 pub mod conv2d;
 pub mod dense;
+pub mod dropout;
+pub mod gap;
 pub mod gather;
 pub mod matmul;
 pub mod optim;
