@@ -6,7 +6,9 @@
 //!   2. its GPU forward and backward against the CPU ones, where an
 //!      adapter exists.
 //!
-//! A new op's test is then one call per shape.
+//! A new op's test is then one call per shape. `check_op_at` runs it at a
+//! given mode, training step and seed (dropout's mask depends on them; it
+//! is fixed while the differences are taken, as it is for one step).
 //!
 //! Tolerances. Finite differences: f32 with h = 1e-2 on values of order 1,
 //! as in gradients.rs (2e-3 + 2e-2·|g|); coordinates whose ±h probes change
@@ -18,12 +20,15 @@
 mod common;
 
 use common::{assert_close, gpu, random_vec, rng};
-use gpunet::gpu::{Binding, GpuContext, Kernels};
+use gpunet::gpu::{Binding, GpuContext, Kernels, StepSlots};
 use gpunet::graph::Shape;
 use gpunet::ops::activation::ActivationOp;
 use gpunet::ops::add::Add;
 use gpunet::ops::conv2d::Conv2d;
 use gpunet::ops::dense::Dense;
+use gpunet::ops::dropout::reference::dropout_forward;
+use gpunet::ops::dropout::Dropout;
+use gpunet::ops::gap::GlobalAvgPool;
 use gpunet::ops::pool::MaxPool;
 use gpunet::ops::{
     Activation, CpuBackward, CpuForward, Dtype, GpuBackward, GpuForward, Mode, Op, Saved,
@@ -33,8 +38,24 @@ use rand_chacha::ChaCha8Rng;
 const H: f32 = 1e-2;
 const PROBES: usize = 40;
 
+/// When an op runs: its mode, the training step's number in the run and
+/// the run's seed.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    mode: Mode,
+    step: u64,
+    seed: u64,
+}
+
+const TRAIN_STEP_0: At = At {
+    mode: Mode::Train,
+    step: 0,
+    seed: 0,
+};
+
 /// An op's tensors for one check, all on the CPU.
 struct Case {
+    at: At,
     rows: usize,
     inputs: Vec<Vec<f32>>,
     params: Vec<Vec<f32>>,
@@ -44,6 +65,7 @@ struct Case {
 /// The CPU forward: output and saved tensors.
 fn forward(
     op: &dyn Op,
+    at: At,
     rows: usize,
     inputs: &[Vec<f32>],
     params: &[Vec<f32>],
@@ -51,10 +73,10 @@ fn forward(
     let mut output = vec![0.0; rows * op.output().len()];
     let mut saved: Vec<Saved> = op.saved().iter().map(|d| Saved::zeros(d, rows)).collect();
     op.forward_cpu(CpuForward {
-        mode: Mode::Train,
+        mode: at.mode,
         rows,
-        step: 0,
-        seed: 0,
+        step: at.step,
+        seed: at.seed,
         inputs: inputs.iter().map(Vec::as_slice).collect(),
         params: params.iter().map(Vec::as_slice).collect(),
         buffers: Vec::new(),
@@ -82,7 +104,7 @@ fn kinks(op: &dyn Op, output: &[f32], saved: &[Saved]) -> Vec<u32> {
 
 /// The CPU backward: (parameter gradients, input gradients).
 fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    let (output, saved) = forward(op, case.rows, &case.inputs, &case.params);
+    let (output, saved) = forward(op, case.at, case.rows, &case.inputs, &case.params);
     let mut grad_output = case.grad_output.clone();
     let mut grad_params: Vec<Vec<f32>> = case
         .params
@@ -145,7 +167,7 @@ fn check_against_differences(what: &str, at: &[f32], analytic: &[f32], loss_at: 
 fn check_reference(op: &dyn Op, case: &Case) {
     let (grad_params, grad_inputs) = backward(op, case);
     let loss = |inputs: &[Vec<f32>], params: &[Vec<f32>]| {
-        let (y, saved) = forward(op, case.rows, inputs, params);
+        let (y, saved) = forward(op, case.at, case.rows, inputs, params);
         let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
         (l, kinks(op, &y, &saved))
     };
@@ -181,7 +203,7 @@ fn check_reference(op: &dyn Op, case: &Case) {
 /// The GPU forward and backward against the CPU ones.
 fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_in: usize) {
     let rows = case.rows;
-    let (want_y, _) = forward(op, rows, &case.inputs, &case.params);
+    let (want_y, _) = forward(op, case.at, rows, &case.inputs, &case.params);
     let (want_grad_params, want_grad_inputs) = backward(op, case);
 
     let inputs: Vec<wgpu::Buffer> = case
@@ -221,13 +243,16 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
         bufs.iter().map(Binding::whole).collect()
     }
 
+    // One step slot holding the step's number, as training binds it.
+    let slots = StepSlots::new(ctx, "steps", 1);
+    slots.write_epoch(ctx, rows, rows, case.at.step as usize, &[]);
     let mut list = op.forward_gpu(GpuForward {
         ctx,
         kernels,
-        mode: Mode::Train,
+        mode: case.at.mode,
         batch: rows,
-        steps: None,
-        seed: 0,
+        steps: (case.at.mode == Mode::Train).then_some(&slots.buffer),
+        seed: case.at.seed,
         inputs: whole(&inputs),
         params: whole(&params),
         buffers: Vec::new(),
@@ -275,8 +300,9 @@ fn check_gpu(ctx: &GpuContext, kernels: &Kernels, op: &dyn Op, case: &Case, fan_
     }
 }
 
-fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) -> Case {
+fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize, at: At) -> Case {
     Case {
+        at,
         rows,
         inputs: input_shapes
             .iter()
@@ -296,8 +322,13 @@ fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) 
 /// `fan_in` bounds the products summed into one output (for the GPU
 /// tolerance).
 fn check_op(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize) {
+    check_op_at(op, input_shapes, rows, fan_in, TRAIN_STEP_0);
+}
+
+/// `check_op` in `at`'s mode, step and seed.
+fn check_op_at(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize, at: At) {
     let mut rng = rng(input_shapes.len() as u64 * 1000 + rows as u64);
-    let case = case(&mut rng, op, input_shapes, rows);
+    let case = case(&mut rng, op, input_shapes, rows, at);
     check_reference(op, &case);
     if let Some(ctx) = gpu() {
         let kernels = Kernels::new(&ctx);
@@ -372,6 +403,212 @@ fn add() {
 }
 
 #[test]
+fn gap() {
+    for (c, h, w, rows) in [(3, 5, 7, 2), (4, 1, 1, 3), (17, 8, 8, 2)] {
+        let op = GlobalAvgPool {
+            input: Shape { c, h, w },
+        };
+        check_op(&op, &[op.input], rows, h * w);
+    }
+}
+
+fn dropout_op(shape: Shape, p: f32, stream: u32) -> Dropout {
+    Dropout { shape, p, stream }
+}
+
+/// Training mode at a late step and a seed with its high bits set: the
+/// reference against finite differences with the step's mask fixed, and the
+/// GPU against the reference. Evaluation mode: the identity.
+#[test]
+fn dropout() {
+    for (shape, p, rows) in [
+        (Shape { c: 3, h: 5, w: 7 }, 0.5, 2),
+        (flat(65), 0.2, 3),
+        (flat(9), 0.0, 1),
+    ] {
+        let op = dropout_op(shape, p, 3);
+        for mode in [Mode::Train, Mode::Eval] {
+            let at = At {
+                mode,
+                step: 1_000_003,
+                seed: 0xfeed_beef_0000_0007,
+            };
+            check_op_at(&op, &[shape], rows, 1, at);
+        }
+    }
+}
+
+/// The GPU's forward of `op` at `at` on one input: its output and its saved
+/// tensors, as raw 32-bit words.
+fn gpu_forward_words(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    op: &dyn Op,
+    at: At,
+    rows: usize,
+    x: &[f32],
+) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let input = ctx.storage_init("x", x);
+    let output = ctx.storage_zeroed("y", rows * op.output().len());
+    let saved: Vec<wgpu::Buffer> = op
+        .saved()
+        .iter()
+        .map(|d| ctx.storage_zeroed(d.name, d.elements(rows)))
+        .collect();
+    let slots = StepSlots::new(ctx, "steps", 1);
+    slots.write_epoch(ctx, rows, rows, at.step as usize, &[]);
+    let list = op.forward_gpu(GpuForward {
+        ctx,
+        kernels,
+        mode: at.mode,
+        batch: rows,
+        steps: (at.mode == Mode::Train).then_some(&slots.buffer),
+        seed: at.seed,
+        inputs: vec![Binding::whole(&input)],
+        params: Vec::new(),
+        buffers: Vec::new(),
+        output: Binding::whole(&output),
+        saved: saved.iter().map(Binding::whole).collect(),
+    });
+    ctx.run(&list);
+    let y = ctx.read(&output, 0, rows * op.output().len()).unwrap();
+    let saved = saved
+        .iter()
+        .zip(op.saved())
+        .map(|(b, d)| ctx.read(b, 0, d.elements(rows)).unwrap())
+        .collect();
+    (y, saved)
+}
+
+fn words(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The GPU draws the CPU's mask bit for bit (the same Philox on both), so
+/// the outputs are equal too: over 37 rows of 3×11×13 (not a multiple of
+/// the workgroup), at several steps, seeds (high words included) and streams.
+#[test]
+fn dropout_masks_are_the_same_on_both_devices() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let shape = Shape { c: 3, h: 11, w: 13 };
+    let rows = 37;
+    let x = random_vec(&mut rng(40), rows * shape.len(), 1.0);
+    for (p, step, seed, stream, mode) in [
+        (0.5, 0, 0, 0, Mode::Train),
+        (0.1, 7, u64::MAX - 5, 2, Mode::Train),
+        (0.9, 123_456, 0xdead_beef_0000_0001, 17, Mode::Train),
+        (0.5, 3, 1, 0, Mode::Eval),
+    ] {
+        let op = dropout_op(shape, p, stream);
+        let at = At { mode, step, seed };
+        let (want_y, want_saved) = forward(&op, at, rows, &[x.clone()], &[]);
+        let (got_y, got_saved) = gpu_forward_words(&ctx, &kernels, &op, at, rows, &x);
+        let what = format!("p {p}, step {step}, seed {seed:#x}, stream {stream}, {mode:?}");
+        assert_eq!(got_saved[0], words(want_saved[0].f32s()), "{what}: mask");
+        assert_eq!(got_y, words(&want_y), "{what}: output");
+        let dropped = want_saved[0].f32s().iter().filter(|&&m| m == 0.0).count();
+        match mode {
+            Mode::Train => assert!(dropped > 0 && dropped < x.len(), "{what}: some dropped"),
+            Mode::Eval => assert_eq!(want_y, x, "{what}: the identity"),
+        }
+    }
+}
+
+/// The mask's statistics over n = 2²⁰ values of the reference (which the
+/// GPU matches bit for bit, above): the kept fraction is 1 − p, the mean of
+/// an input of ones stays 1 (inverted scaling), and masks of neighbouring
+/// values, of consecutive steps, of two streams and of two seeds are
+/// independent (both kept with probability (1 − p)²). Each estimate is a
+/// mean of n Bernoulli (or bounded) draws, so it must lie within 5 standard
+/// deviations of its expectation: a false failure has probability below
+/// 6·10⁻⁷ per comparison.
+#[test]
+fn dropout_keeps_one_minus_p_of_the_values() {
+    let n = 1 << 20;
+    let ones = vec![1.0f32; n];
+    let mask = |p: f32, seed: u64, step: u32, stream: u32| -> Vec<bool> {
+        let op = dropout_op(flat(n), p, stream);
+        let (mut y, mut m) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(
+            &ones,
+            &mut y,
+            &mut m,
+            op.threshold(),
+            op.scale(),
+            seed,
+            step,
+            stream,
+        );
+        m.iter().map(|&v| v != 0.0).collect()
+    };
+    let within = |what: &str, got: f64, want: f64, sd: f64| {
+        assert!(
+            (got - want).abs() <= 5.0 * sd,
+            "{what}: {got} vs {want} (5 standard deviations: {})",
+            5.0 * sd
+        );
+    };
+    let fraction = |hits: usize| hits as f64 / n as f64;
+    let both =
+        |a: &[bool], b: &[bool]| fraction(a.iter().zip(b).filter(|(x, y)| **x && **y).count());
+    for p in [0.1f32, 0.5, 0.8] {
+        let keep = 1.0 - f64::from(p);
+        let sd = |q: f64| (q * (1.0 - q) / n as f64).sqrt();
+        let m = mask(p, 42, 9, 1);
+        let kept = fraction(m.iter().filter(|&&k| k).count());
+        within(&format!("p {p}: kept fraction"), kept, keep, sd(keep));
+        // y = mask·1: mean 1, variance (1 − keep)/keep.
+        let op = dropout_op(flat(n), p, 1);
+        let (mut y, mut scratch) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(
+            &ones,
+            &mut y,
+            &mut scratch,
+            op.threshold(),
+            op.scale(),
+            42,
+            9,
+            1,
+        );
+        let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        within(
+            &format!("p {p}: mean of y"),
+            mean,
+            1.0,
+            ((1.0 - keep) / keep / n as f64).sqrt(),
+        );
+        let pair = keep * keep;
+        within(
+            &format!("p {p}: neighbours"),
+            both(&m[1..], &m[..n - 1]) * n as f64 / (n - 1) as f64,
+            pair,
+            sd(pair) * 1.01,
+        );
+        within(
+            &format!("p {p}: next step"),
+            both(&m, &mask(p, 42, 10, 1)),
+            pair,
+            sd(pair),
+        );
+        within(
+            &format!("p {p}: other stream"),
+            both(&m, &mask(p, 42, 9, 2)),
+            pair,
+            sd(pair),
+        );
+        within(
+            &format!("p {p}: other seed"),
+            both(&m, &mask(p, 43, 9, 1)),
+            pair,
+            sd(pair),
+        );
+    }
+    // p = 0 keeps everything.
+    assert!(mask(0.0, 1, 2, 3).iter().all(|&k| k));
+}
+
+#[test]
 fn a_wrong_gradient_is_caught() {
     // The helper itself must fail on a wrong backward: a dense layer whose
     // reference gradient is scaled by 2 here.
@@ -381,14 +618,14 @@ fn a_wrong_gradient_is_caught() {
         activation: Activation::Tanh,
     };
     let mut rng = rng(5);
-    let case = case(&mut rng, &op, &[flat(4)], 2);
+    let case = case(&mut rng, &op, &[flat(4)], 2, TRAIN_STEP_0);
     let (mut grad_params, _) = backward(&op, &case);
     for g in &mut grad_params[0] {
         *g *= 2.0;
     }
     let loss = |w: &[f32]| {
         let params = vec![w.to_vec(), case.params[1].clone()];
-        let (y, saved) = forward(&op, 2, &case.inputs, &params);
+        let (y, saved) = forward(&op, case.at, 2, &case.inputs, &params);
         let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
         (l, kinks(&op, &y, &saved))
     };
