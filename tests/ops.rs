@@ -502,7 +502,7 @@ fn dropout_masks_are_the_same_on_both_devices() {
     ] {
         let op = dropout_op(shape, p, stream);
         let at = At { mode, step, seed };
-        let (want_y, want_saved) = forward(&op, at, rows, &[x.clone()], &[]);
+        let (want_y, want_saved) = forward(&op, at, rows, std::slice::from_ref(&x), &[]);
         let (got_y, got_saved) = gpu_forward_words(&ctx, &kernels, &op, at, rows, &x);
         let what = format!("p {p}, step {step}, seed {seed:#x}, stream {stream}, {mode:?}");
         assert_eq!(got_saved[0], words(want_saved[0].f32s()), "{what}: mask");
