@@ -129,7 +129,7 @@ fn interrupted_and_resumed_training_equals_uninterrupted() {
 #[test]
 fn resuming_with_dropout_and_residual_blocks_is_exact() {
     resumed_training_equals_uninterrupted(
-        "conv3k3p1,relu,pool2,res(conv3k3p1,relu,dropout0.2,conv3k3p1),relu,flatten,dropout0.5,dense10",
+        "conv2k3p1,relu,pool4,res(conv2k3p1,relu,dropout0.2,conv2k3p1),relu,flatten,dropout0.5,dense10",
     );
 }
 
