@@ -61,9 +61,10 @@ pub struct TrainArgs {
     /// Where to run: a hardware GPU if present (auto), any GPU adapter, or the CPU reference.
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// The network: `mlp`, `cnn`, a spec such as
+    /// The network: `mlp`, `cnn`, `cifar`, a spec such as
     /// "conv16k3p1,relu,pool2,conv32k3p1,relu,pool2,dense128,relu,dense10", or a JSON file
-    /// {"layers": "..."}. Tokens: denseN, convCkK[sS][pP], poolK[sS], relu, tanh, sigmoid.
+    /// {"layers": "..."}. Tokens: denseN, convCkK[sS][pP], poolK[sS], relu, tanh, sigmoid,
+    /// dropoutP, gap, flatten, res(TOKENS).
     #[arg(long, conflicts_with = "layers")]
     pub model: Option<String>,
     /// An MLP by its layer widths from input to classes, e.g. 784,256,128,10 (the default

@@ -402,6 +402,32 @@ fn a_value_read_twice_gets_the_sum_of_its_gradients() {
     check_graph("x + x", &graph, 20);
 }
 
+/// Residual blocks written in the spec language: the identity shortcut, a
+/// 1×1 projection where the body changes channels and stride, a nested
+/// block, and dropout (in training mode, its mask fixed for the step) inside
+/// and after a block, then global average pooling. The block's input is read
+/// by its body and by its shortcut (or the sum), so its gradient — and every
+/// earlier one, the input's included — is the sum over both paths.
+#[test]
+fn residual_block_gradients_are_the_derivative_of_the_loss() {
+    let input = Shape { c: 2, h: 6, w: 5 };
+    check_network(
+        "conv3k3p1,tanh,res(conv3k3p1,relu,conv3k3p1),relu,dense3",
+        input,
+        23,
+    );
+    check_network(
+        "res(conv4k3s2p1,tanh,dropout0.5,conv4k3p1),sigmoid,res(res(conv4k3p1,tanh)),gap,flatten,dense3",
+        input,
+        24,
+    );
+    check_network(
+        "conv3k3,res(relu,conv3k3p1,dropout0.3),dense6,dropout0.5,res(dense6,tanh),dense3",
+        input,
+        25,
+    );
+}
+
 /// The gradient of one unit's pre-activation with respect to the input (what
 /// activation maximisation climbs), against central differences.
 #[test]

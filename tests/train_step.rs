@@ -191,6 +191,30 @@ fn nesterov_smoothing_and_no_bias_decay_agree() {
     compare_graph_after_epoch(&graph, 16, 16, adam(true));
 }
 
+/// Residual blocks from the spec language (an identity shortcut, a 1×1
+/// projection with stride 2), dropout inside a block and before the head,
+/// and global pooling, over an epoch whose last batch is short: the devices
+/// draw the same dropout masks (the run's seed, each step's number), so
+/// their weights agree as for any other network, and the padding rows of
+/// the GPU's last batch change nothing.
+#[test]
+fn residual_blocks_with_dropout_train_alike() {
+    let spec = ModelSpec::parse(
+        "conv4k3p1,relu,res(conv4k3p1,relu,dropout0.3,conv4k3p1),relu,pool2,\
+         res(conv6k3s2p1,tanh,conv6k3p1),dropout0.5,gap,flatten,dense10",
+    )
+    .unwrap();
+    let mut graph = Graph::new(&spec, MNIST, 10).unwrap();
+    graph.seed = 0x5eed_0000_0000_0077;
+    compare_graph_after_epoch(&graph, 20, 8, SGD);
+    let spec =
+        ModelSpec::parse("conv3k3s2,res(conv3k3p1,relu),relu,dropout0.4,dense16,relu,dense10")
+            .unwrap();
+    let mut graph = Graph::new(&spec, MNIST, 10).unwrap();
+    graph.seed = 1;
+    compare_graph_after_epoch(&graph, 13, 5, adam(true));
+}
+
 #[test]
 fn one_cnn_step_on_gpu_equals_one_on_cpu() {
     compare_after_epoch(

@@ -17,6 +17,8 @@ pub mod add;
 pub mod bn;
 pub mod conv2d;
 pub mod dense;
+pub mod dropout;
+pub mod gap;
 pub mod gather;
 pub mod matmul;
 pub mod optim;
