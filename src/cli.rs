@@ -1,7 +1,7 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
 use crate::backend::Optimizer;
-use crate::data::{load_dataset, Split};
+use crate::data::{catalog, load_dataset, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::report::{self, InspectConfig};
@@ -125,7 +125,9 @@ pub struct TrainArgs {
     /// Seed for the initial weights and the batch order (the same on every device).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
-    /// Directory holding the MNIST IDX files (gzipped or raw).
+    /// The data: a directory of MNIST-style IDX files (gzipped or raw) or
+    /// of CIFAR-10/100 binary batches, or the name of a fetched dataset
+    /// (`gpunet data list`).
     #[arg(long, default_value = "data/mnist")]
     pub data: PathBuf,
     /// Train on the first N training images only.
@@ -169,7 +171,7 @@ pub struct EvalArgs {
     pub model: PathBuf,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Directory holding the MNIST IDX files.
+    /// The test data: a directory (IDX or CIFAR) or a fetched dataset's name.
     #[arg(long, default_value = "data/mnist")]
     pub data: PathBuf,
     /// Evaluate on the first N test images only.
@@ -190,7 +192,7 @@ pub struct InspectArgs {
     pub out: PathBuf,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
-    /// Directory holding the MNIST IDX files.
+    /// The test data: a directory (IDX or CIFAR) or a fetched dataset's name.
     #[arg(long, default_value = "data/mnist")]
     pub data: PathBuf,
     /// Use the first N test images only.
@@ -312,15 +314,23 @@ impl TrainArgs {
     }
 }
 
-/// The bundled data, when the default relative path is not found because the
+/// `--data`: a directory, or the name of a dataset that `gpunet data
+/// fetch` knows, looked up in the data directory (`GPUNET_DATA`, else the
+/// user's cache); a name not fetched yet is an error that says how to fetch
+/// it. The bundled MNIST stands in for the default `data/mnist` when the
 /// binary runs from elsewhere.
-fn resolve_data_dir(dir: PathBuf) -> PathBuf {
+fn resolve_data_dir(dir: PathBuf) -> Result<PathBuf> {
     let bundled = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("data/mnist");
     if dir == Path::new("data/mnist") && !dir.exists() && bundled.exists() {
-        bundled
-    } else {
-        dir
+        return Ok(bundled);
     }
+    if !dir.exists() && dir.components().count() == 1 {
+        if let Some(name) = dir.to_str().filter(|n| catalog::find(n).is_ok()) {
+            return catalog::locate(name, &catalog::data_root(None)?)
+                .with_context(|| format!("--data {name}"));
+        }
+    }
+    Ok(dir)
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -330,7 +340,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => run_predict(args),
         Command::Inspect(args) => run_inspect(args),
         Command::Bench(mut args) => {
-            args.data = resolve_data_dir(args.data);
+            args.data = resolve_data_dir(args.data)?;
             crate::bench::run(&args)
         }
         Command::Devices => {
@@ -367,7 +377,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         label_smoothing: args.label_smoothing,
         no_bias_decay: args.no_bias_decay,
-        data: resolve_data_dir(args.data),
+        data: resolve_data_dir(args.data)?,
         train_limit: args.train_limit,
         test_limit: args.test_limit,
         save: args.save,
@@ -401,7 +411,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let mut test = load_dataset(&resolve_data_dir(args.data), Split::Test)?;
+    let mut test = load_dataset(&resolve_data_dir(args.data)?, Split::Test)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
     }
@@ -496,7 +506,7 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
         model: args.model,
         out: args.out,
         device: args.device,
-        data: resolve_data_dir(args.data),
+        data: resolve_data_dir(args.data)?,
         test_limit: args.test_limit,
         unit: args.unit.as_deref().map(report::parse_unit).transpose()?,
         pca_layer: args.pca_layer,
