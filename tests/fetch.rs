@@ -248,8 +248,9 @@ fn good_files_are_verified_kept_gzipped_and_read_by_the_idx_reader() {
             .map(|(name, bytes)| (format!("/digits/{name}"), bytes.clone()))
             .collect();
         let server = Server::start(move |_, req, s| serve_file(s, req, &files, true));
+        // Named as Fashion-MNIST, so that its class names are written too.
         let source = Source {
-            name: "digits".into(),
+            name: "fashion-mnist".into(),
             title: "fixture digits".into(),
             base_url: format!("{}/digits/", server.base),
             files: published.iter().map(|(name, b)| remote(name, b)).collect(),
@@ -259,7 +260,7 @@ fn good_files_are_verified_kept_gzipped_and_read_by_the_idx_reader() {
 
         let (result, log) = fetch_quietly(&source, root.path());
         let dir = result.unwrap_or_else(|e| panic!("{e}\n{log}"));
-        assert_eq!(dir, root.path().join("digits"));
+        assert_eq!(dir, root.path().join("fashion-mnist"));
         for (name, bytes) in &published {
             assert_eq!(&std::fs::read(dir.join(name)).unwrap(), bytes, "{name}");
         }
@@ -272,6 +273,8 @@ fn good_files_are_verified_kept_gzipped_and_read_by_the_idx_reader() {
         assert!(server.requests().iter().all(|r| r.range.is_none()));
         let test = load_mnist(&dir, Split::Test).expect("the IDX reader reads the fetched files");
         assert_eq!(test.len(), n);
+        assert_eq!(test.classes[1], "Trouser", "classes.txt names the classes");
+        assert_eq!(test.classes.len(), 10);
 
         // A second fetch finds everything verified and asks for nothing.
         let (again, log) = fetch_quietly(&source, root.path());

@@ -123,6 +123,39 @@ const CIFAR10_BATCH: u64 = 10_000 * (1 + 3072);
 const CIFAR100_RECORD: u64 = 2 + 3072;
 
 /// Every dataset gpunet can fetch, from its canonical public host.
+/// The class names of an IDX dataset whose classes are not digits, written
+/// beside its files as `classes.txt` (which the IDX reader reads): from
+/// Fashion-MNIST's README and KMNIST's `kmnist_classmap.csv`.
+pub fn class_names(name: &str) -> Option<&'static [&'static str]> {
+    match name {
+        "fashion-mnist" => Some(&[
+            "T-shirt/top",
+            "Trouser",
+            "Pullover",
+            "Dress",
+            "Coat",
+            "Sandal",
+            "Shirt",
+            "Sneaker",
+            "Bag",
+            "Ankle boot",
+        ]),
+        "kmnist" => Some(&[
+            "o (お)",
+            "ki (き)",
+            "su (す)",
+            "tsu (つ)",
+            "na (な)",
+            "ha (は)",
+            "ma (ま)",
+            "ya (や)",
+            "re (れ)",
+            "wo (を)",
+        ]),
+        _ => None,
+    }
+}
+
 pub fn known() -> Vec<Source> {
     let idx = |name: &str, title: &str, base_url: &str, files: [RemoteFile; 4]| Source {
         name: name.into(),

@@ -193,6 +193,12 @@ pub fn fetch(
             }
         }
     }
+    if let Some(names) = super::catalog::class_names(&source.name) {
+        let path = dir.join("classes.txt");
+        let mut text = names.join("\n");
+        text.push('\n');
+        fs::write(&path, text).map_err(io_err(&path, "write"))?;
+    }
     Ok(dir)
 }
 
