@@ -100,6 +100,8 @@ pub mod analysis;
 pub mod colormap;
 pub mod html;
 pub mod pca;
+pub mod prompts;
 pub mod render;
 pub mod report;
 mod text;
+pub mod writeups;
