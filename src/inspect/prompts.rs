@@ -27,7 +27,7 @@ use super::render::{self, GridOptions, Tile};
 use super::writeups::{self, unit_key, Writeups};
 use crate::backend::Backend;
 use crate::data::Dataset;
-use crate::graph::Activation;
+use crate::graph::{Activation, Value};
 use crate::llm::{ChatClient, LlmConfig};
 use crate::model_file::SavedModel;
 use crate::ops::dense::Dense;
@@ -454,16 +454,20 @@ fn layer_prompt(background: &str, ev: &Evidence, s: &UnitStats, answers: &Writeu
 }
 
 /// Names of the inputs to the output layer: `L:u` when they are the units
-/// of the last studied hidden layer, else their positions.
+/// of the last studied hidden layer; `c@(y,x)` (channel, row, column) when
+/// they are a flattened C×H×W tensor; else their positions.
 fn output_input_names(ev: &Evidence) -> (Vec<String>, String) {
     let graph = &ev.model.graph;
-    let inputs = graph
-        .nodes
-        .last()
-        .and_then(|n| n.op.as_any().downcast_ref::<Dense>())
+    let Some(last) = graph.nodes.last() else {
+        return (Vec::new(), String::new());
+    };
+    let inputs = last
+        .op
+        .as_any()
+        .downcast_ref::<Dense>()
         .map_or(0, |d| d.inputs);
-    match ev.stats.last() {
-        Some(s) if s.layer.units == inputs => (
+    if let Some(s) = ev.stats.last().filter(|s| s.layer.units == inputs) {
+        return (
             (0..inputs)
                 .map(|u| unit_key(s.layer.spec_index, u))
                 .collect(),
@@ -471,6 +475,25 @@ fn output_input_names(ev: &Evidence) -> (Vec<String>, String) {
                 "units of layer {} (`{}`)",
                 s.layer.spec_index, s.layer.label
             ),
+        );
+    }
+    let source = match last.inputs.first() {
+        Some(Value::Node(j)) => Some((
+            format!("output of `{}`", graph.nodes[*j].label()),
+            graph.nodes[*j].op.output(),
+        )),
+        Some(Value::Input) => Some(("input image".to_string(), graph.input)),
+        None => None,
+    };
+    match source {
+        Some((what, shape)) if shape.c * shape.h * shape.w == inputs && shape.h * shape.w > 1 => (
+            (0..inputs)
+                .map(|i| {
+                    let (c, p) = (i / (shape.h * shape.w), i % (shape.h * shape.w));
+                    format!("{c}@({},{})", p / shape.w, p % shape.w)
+                })
+                .collect(),
+            format!("flattened {shape} {what}, each named channel@(row,column)"),
         ),
         _ => (
             (0..inputs).map(|i| format!("input {i}")).collect(),
