@@ -4,7 +4,9 @@ use crate::backend::Optimizer;
 use crate::data::{catalog, load_dataset, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
+use crate::inspect::prompts::PromptsConfig;
 use crate::inspect::report::{self, InspectConfig};
+use crate::llm::LlmConfig;
 use crate::ops::optim::AdamConfig;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
@@ -218,6 +220,27 @@ pub struct InspectArgs {
     /// Also write the raw numbers to OUT/report.json.
     #[arg(long)]
     pub json: bool,
+    /// Write neuron write-up prompts to OUT/prompts/: one per live hidden unit (with its
+    /// activation-maximisation image), one per layer, one for the network, as Markdown.
+    #[arg(long)]
+    pub prompts: bool,
+    /// Ask an OpenAI-compatible chat-completions server these prompts (implies --prompts),
+    /// e.g. http://localhost:11434 for Ollama; /v1/chat/completions is appended unless the
+    /// URL ends in /chat/completions (or /v1: then /chat/completions). The key, if any, is
+    /// read from the environment variable GPUNET_LLM_API_KEY only. Answers go to
+    /// OUT/writeups.json as they arrive; a rerun asks only for the missing ones.
+    #[arg(long, requires = "llm_model")]
+    pub llm_url: Option<String>,
+    /// The model the server should answer with, e.g. llava (a model that reads images).
+    #[arg(long, requires = "llm_url")]
+    pub llm_model: Option<String>,
+    /// Seconds one request may take, answer included.
+    #[arg(long, default_value_t = 300, value_parser = clap::value_parser!(u64).range(1..))]
+    pub llm_timeout: u64,
+    /// Retries of a request that got 429, a 5xx or a dropped connection, with
+    /// exponential backoff (or the server's Retry-After).
+    #[arg(long, default_value_t = 5)]
+    pub llm_retries: u32,
 }
 
 #[derive(Args)]
@@ -517,6 +540,16 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
             ..Default::default()
         },
         json: args.json,
+        prompts: (args.prompts || args.llm_url.is_some()).then(|| PromptsConfig {
+            llm: args.llm_url.zip(args.llm_model).map(|(url, model)| {
+                LlmConfig::with_key_from_env(
+                    url,
+                    model,
+                    std::time::Duration::from_secs(args.llm_timeout),
+                    args.llm_retries,
+                )
+            }),
+        }),
     };
     let index = report::run(&cfg, &mut output::stderr())?;
     let mut out = output::stdout();

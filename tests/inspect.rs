@@ -209,6 +209,7 @@ fn the_report_is_complete_and_its_pictures_decode() {
             ..Default::default()
         },
         json: true,
+        prompts: None,
     };
     let index = report::run(&cfg, &mut std::io::sink()).unwrap();
     let html = std::fs::read_to_string(&index).unwrap();

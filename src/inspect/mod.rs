@@ -15,6 +15,9 @@
 //! - [`report`]: the command itself ([`report::run`], called by the CLI):
 //!   loads the model and the test set, runs the analyses, draws the
 //!   pictures and writes `index.html` (and `report.json` with `--json`).
+//! - [`prompts`] and [`writeups`]: `--prompts` / `--llm-url`, a language
+//!   model's interpretation of every hidden unit, layer and the network,
+//!   asked through [`crate::llm`] and kept in `writeups.json`.
 //!
 //! `pca`, `render`, `colormap` and `html` are pure functions, numbers in
 //! and files out; they know nothing of networks. The rest of this comment
@@ -100,6 +103,8 @@ pub mod analysis;
 pub mod colormap;
 pub mod html;
 pub mod pca;
+pub mod prompts;
 pub mod render;
 pub mod report;
 mod text;
+pub mod writeups;

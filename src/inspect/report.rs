@@ -33,6 +33,8 @@ pub struct InspectConfig {
     pub mistakes: usize,
     pub ascent: AscentSettings,
     pub json: bool,
+    /// `--prompts` (and `--llm-url`): the neuron write-ups of `prompts.rs`.
+    pub prompts: Option<super::prompts::PromptsConfig>,
 }
 
 /// The numbers behind the report (`report.json`).
@@ -460,6 +462,24 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
         }
     }
 
+    // 8. Neuron write-ups; an error while asking the language model comes
+    // back after the report is written, so the report shows what arrived.
+    let mut asking_failed = None;
+    if let Some(prompts) = &cfg.prompts {
+        let evidence = super::prompts::Evidence {
+            model_path: &cfg.model,
+            data: &cfg.data,
+            model: &model,
+            test: &test,
+            logits: &logits,
+            stats: &stats,
+            ascent: &cfg.ascent,
+        };
+        let outcome = super::prompts::run(prompts, &evidence, backend.as_mut(), &cfg.out, log)?;
+        sections.push(outcome.section);
+        asking_failed = outcome.error;
+    }
+
     let index = html::write(
         &cfg.out,
         &html::Report {
@@ -490,6 +510,9 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
             &out("report.json"),
             serde_json::to_string_pretty(&report)?.as_bytes(),
         )?;
+    }
+    if let Some(e) = asking_failed {
+        return Err(e);
     }
     Ok(index)
 }
