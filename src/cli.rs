@@ -1,10 +1,12 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
 use crate::backend::Optimizer;
+use crate::data::NormalizeChoice;
 use crate::data::{catalog, load_dataset, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::report::{self, InspectConfig};
+use crate::ops::gather::Augment;
 use crate::ops::optim::AdamConfig;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
@@ -125,6 +127,18 @@ pub struct TrainArgs {
     /// Seed for the initial weights and the batch order (the same on every device).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How pixels become inputs: `channel` subtracts the training set's mean
+    /// and divides by its std, per channel; `255` divides by 255; `auto`
+    /// (the default) is `channel` for colour data and `255` for one-channel
+    /// data. Saved with the model; eval, predict and inspect use it.
+    #[arg(long, value_enum, default_value_t = NormalizeChoice::Auto)]
+    pub normalize: NormalizeChoice,
+    /// Random augmentation of the training batches on the device, e.g.
+    /// `crop:4,flip`: crop:P pads each image by P black pixels and crops it
+    /// back at a random offset, flip mirrors it left-right half the time.
+    /// Deterministic for a --seed, the same on every device. Off unless given.
+    #[arg(long, value_parser = Augment::parse, default_value = "none")]
+    pub augment: Augment,
     /// The data: a directory of MNIST-style IDX files (gzipped or raw) or
     /// of CIFAR-10/100 binary batches, or the name of a fetched dataset
     /// (`gpunet data list`).
@@ -387,6 +401,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         log_every: args.log_every,
         plot: args.plot,
         snapshot_every: args.snapshot_every,
+        normalize: args.normalize,
+        augment: args.augment,
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {
@@ -437,7 +453,12 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         );
     }
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
-    let report = infer::evaluate(backend.as_mut(), &test, model.graph.classes())?;
+    let report = infer::evaluate(
+        backend.as_mut(),
+        &model.graph.normalization,
+        &test,
+        model.graph.classes(),
+    )?;
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;

@@ -83,6 +83,8 @@ fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig
         log_every: 0,
         plot: None,
         snapshot_every: 0,
+        normalize: Default::default(),
+        augment: Default::default(),
     }
 }
 

@@ -8,9 +8,11 @@ mod dataset;
 pub mod fetch;
 pub mod idx;
 mod mnist;
+mod normalization;
 
 pub use dataset::{load_dataset, Dataset, Split, NUM_CLASSES};
 pub use mnist::load_mnist;
+pub use normalization::{InputScale, Normalization, NormalizeChoice, MAX_CHANNELS};
 
 use std::path::PathBuf;
 
