@@ -2,7 +2,7 @@
 
 use crate::backend::Optimizer;
 use crate::data::NormalizeChoice;
-use crate::data::{catalog, load_dataset, Split};
+use crate::data::{catalog, load_dataset_sized, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::report::{self, InspectConfig};
@@ -30,11 +30,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train a network on MNIST-style data.
+    /// Train a network on image data: MNIST-style IDX files, CIFAR-10/100, or an image folder.
     Train(Box<TrainArgs>),
     /// Loss, accuracy, per-class accuracy and the confusion matrix of a saved model.
     Eval(EvalArgs),
-    /// The most likely digits in image files (PNG, JPEG, GIF, BMP; any size or colour).
+    /// The most likely classes of image files (PNG, JPEG, GIF, BMP; any size or colour):
+    /// centred MNIST-style for 28×28 one-channel models, resized to the input otherwise.
     Predict(PredictArgs),
     /// See what a saved model learned: weight templates, units per class, dead units,
     /// activation maximisation, mistakes, PCA; an HTML report with pictures.
@@ -139,6 +140,11 @@ pub struct TrainArgs {
     /// Deterministic for a --seed, the same on every device. Off unless given.
     #[arg(long, value_parser = Augment::parse, default_value = "none")]
     pub augment: Augment,
+    /// With an image folder (--data DIR holding train/<class>/ and
+    /// test/<class>/): resize every image to N×N. Without it the images
+    /// must all have the first one's size.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub image_size: Option<u32>,
     /// The data: a directory of MNIST-style IDX files (gzipped or raw) or
     /// of CIFAR-10/100 binary batches, or the name of a fetched dataset
     /// (`gpunet data list`).
@@ -403,6 +409,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         snapshot_every: args.snapshot_every,
         normalize: args.normalize,
         augment: args.augment,
+        image_size: args.image_size,
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {
@@ -427,7 +434,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let mut test = load_dataset(&resolve_data_dir(args.data)?, Split::Test)?;
+    // An image folder's test images are resized to the model's input.
+    let side =
+        Some(model.graph.input.h as u32).filter(|_| model.graph.input.h == model.graph.input.w);
+    let mut test = load_dataset_sized(&resolve_data_dir(args.data)?, Split::Test, side)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
     }
@@ -474,21 +484,9 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         bail!("--top 0 shows no classes; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let input = model.graph.input;
-    if input.c != 1 {
-        bail!(
-            "{}: predict prepares images the MNIST way (grayscale digits); this model takes {input} colour images, which predict cannot prepare yet",
-            args.model.display()
-        );
-    }
     let names = model.graph.class_names();
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
-    let predictions = infer::predict_files(
-        backend.as_mut(),
-        &args.files,
-        model.graph.classes(),
-        args.top,
-    )?;
+    let predictions = infer::predict_files(backend.as_mut(), &model.graph, &args.files, args.top)?;
     let (mut out, mut err) = (output::stdout(), output::stderr());
     let mut failed = 0;
     for p in &predictions {

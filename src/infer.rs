@@ -4,6 +4,7 @@
 
 use crate::backend::{Backend, Optimizer};
 use crate::data::{Dataset, Normalization};
+use crate::graph::Graph;
 use crate::model_file::SavedModel;
 use crate::ops::softmax_xent::reference as ops;
 use crate::preprocess;
@@ -146,20 +147,22 @@ pub struct Prediction {
     pub error: Option<String>,
 }
 
-/// Preprocesses each file MNIST-style and predicts its `top` classes. A file
-/// that cannot be read or has no digit gets its error; the others are
-/// still predicted.
+/// Preprocesses each file as the model's data was (`preprocess::
+/// load_for_model`: MNIST-style for digit models, resized and normalised
+/// for colour ones) and predicts its `top` classes. A file that cannot be
+/// read (or has no digit) gets its error; the others are still predicted.
 pub fn predict_files(
     backend: &mut dyn Backend,
+    graph: &Graph,
     files: &[PathBuf],
-    classes: usize,
     top: usize,
 ) -> Result<Vec<Prediction>> {
+    let classes = graph.classes();
     let mut inputs = Vec::new();
     let mut predictions: Vec<Prediction> = files
         .iter()
         .map(|file| {
-            let error = match preprocess::load_digit(Path::new(file)) {
+            let error = match preprocess::load_for_model(Path::new(file), graph) {
                 Ok(x) => {
                     inputs.extend(x);
                     None

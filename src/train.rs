@@ -3,7 +3,7 @@
 
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
-use crate::data::{load_dataset, Dataset, NormalizeChoice, Split};
+use crate::data::{load_dataset_sized, Dataset, NormalizeChoice, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::model_file::{self, SavedModel, TrainingSettings};
@@ -74,6 +74,8 @@ pub struct TrainConfig {
     pub normalize: NormalizeChoice,
     /// Random crops and flips of the training batches (`--augment`).
     pub augment: Augment,
+    /// An image folder's images resized to N×N (`--image-size`).
+    pub image_size: Option<u32>,
 }
 
 impl TrainConfig {
@@ -182,8 +184,12 @@ pub struct EpochReport {
 
 /// Loads both splits, applying the limits.
 pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
-    let mut train = load_dataset(&cfg.data, Split::Train)?;
-    let mut test = load_dataset(&cfg.data, Split::Test)?;
+    let mut train = load_dataset_sized(&cfg.data, Split::Train, cfg.image_size)?;
+    // The test images take the training images' size, as the model will.
+    let size = cfg
+        .image_size
+        .or(Some(train.rows as u32).filter(|_| train.rows == train.cols));
+    let mut test = load_dataset_sized(&cfg.data, Split::Test, size)?;
     if train.classes != test.classes {
         bail!(
             "{}: the training set has {} classes and the test set {}",

@@ -98,6 +98,7 @@ fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig
         // statistics (the default for colour) are tested below.
         normalize: NormalizeChoice::DivideBy255,
         augment: Default::default(),
+        image_size: None,
     }
 }
 
@@ -121,6 +122,28 @@ fn a_cnn_learns_colour_and_shape_on_both_devices() {
     let model = model_file::load(&saved).unwrap();
     assert_eq!(model.graph.input.c, 3);
     assert_eq!(model.graph.class_names(), CLASSES);
+    // predict on PNGs of new examples, twice the size (resized to 32×32).
+    let mut rng = ChaCha8Rng::seed_from_u64(99);
+    let files: Vec<std::path::PathBuf> = (0..8u8)
+        .map(|i| {
+            let rec = record(&mut rng, i % 4);
+            let png = dir.path().join(format!("{i}.png"));
+            let image = image::RgbImage::from_fn(64, 64, |x, y| {
+                let at = |c: usize| rec[1 + c * 1024 + (y / 2 * 32 + x / 2) as usize];
+                image::Rgb([at(0), at(1), at(2)])
+            });
+            image.save(&png).unwrap();
+            png
+        })
+        .collect();
+    let mut backend = infer::open_model(DeviceChoice::Cpu, &model, &mut std::io::sink()).unwrap();
+    let predictions = infer::predict_files(backend.as_mut(), &model.graph, &files, 1).unwrap();
+    let right = predictions
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| p.top[0].0 == i % 4)
+        .count();
+    assert!(right >= 7, "{right} of 8 pictures predicted right");
     if gpu().is_some() {
         let gpu = final_accuracy(&config(dir.path(), DeviceChoice::Gpu, None));
         eprintln!("colour dataset: test accuracy {cpu:.4} on the CPU, {gpu:.4} on the GPU");
@@ -345,6 +368,24 @@ fn per_channel_normalisation_round_trips_and_old_files_load_as_255() {
     let mut backend = infer::open_model(DeviceChoice::Cpu, &model, &mut std::io::sink()).unwrap();
     let report = infer::evaluate(backend.as_mut(), &model.graph.normalization, &test, 4).unwrap();
     assert_eq!(report.accuracy, acc);
+
+    // predict prepares a PNG of a test image exactly as eval's inputs.
+    let png = dir.path().join("test0.png");
+    let image = image::RgbImage::from_fn(32, 32, |x, y| {
+        let at = |c: usize| test.image(0)[c * 1024 + (y * 32 + x) as usize];
+        image::Rgb([at(0), at(1), at(2)])
+    });
+    image.save(&png).unwrap();
+    let predicted = infer::predict_files(backend.as_mut(), &model.graph, &[png], 4).unwrap();
+    let logits = infer::dataset_logits(
+        backend.as_mut(),
+        &model.graph.normalization,
+        &test.truncated(1),
+    )
+    .unwrap();
+    let mut want: Vec<(usize, f64)> = infer::softmax(&logits).into_iter().enumerate().collect();
+    want.sort_by(|a, b| b.1.total_cmp(&a.1));
+    assert_eq!(predicted[0].top, want);
 
     // The metadata is JSON a reader can parse.
     let mut ckpt = checkpoint::load(&saved).unwrap();

@@ -47,6 +47,7 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         snapshot_every: 0,
         normalize: Default::default(),
         augment: Default::default(),
+        image_size: None,
     }
 }
 

@@ -51,6 +51,7 @@ fn train_model(spec: &str, path: &Path, snapshot_every: usize) {
         snapshot_every,
         normalize: Default::default(),
         augment: Default::default(),
+        image_size: None,
     };
     train(&cfg, &mut std::io::sink(), &mut |_| Ok(())).unwrap();
 }

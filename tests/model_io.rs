@@ -50,6 +50,7 @@ fn config(device: DeviceChoice, spec: &str, epochs: usize, save: Option<PathBuf>
         snapshot_every: 0,
         normalize: Default::default(),
         augment: Default::default(),
+        image_size: None,
     }
 }
 
