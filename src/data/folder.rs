@@ -95,10 +95,13 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>, DataError> {
 
 /// What an image's header says: width, height, and whether it is grey.
 fn header(path: &Path) -> Result<(u32, u32, bool), DataError> {
-    let decoder = ImageReader::open(path)
+    let mut reader = ImageReader::open(path)
         .map_err(io_error(path))?
         .with_guessed_format()
-        .map_err(io_error(path))?
+        .map_err(io_error(path))?;
+    // Only the header is read here; `load` checks the size it claims.
+    reader.no_limits();
+    let decoder = reader
         .into_decoder()
         .map_err(|e| invalid(path, format!("cannot read it as a PNG or JPEG image: {e}")))?;
     use image::ImageDecoder;
@@ -303,6 +306,12 @@ mod tests {
         bomb.extend_from_slice(&[8, 2, 0, 0, 0]);
         let crc = crc32(&bomb[12..]);
         bomb.extend_from_slice(&crc.to_be_bytes());
+        // An empty IDAT and the IEND: the decoder reads up to the first IDAT.
+        for chunk in [&b"IDAT"[..], b"IEND"] {
+            bomb.extend_from_slice(&[0, 0, 0, 0]);
+            bomb.extend_from_slice(chunk);
+            bomb.extend_from_slice(&crc32(chunk).to_be_bytes());
+        }
         std::fs::write(root.join("train/a/bomb.png"), &bomb).unwrap();
         let err = load(root, Split::Train, None).unwrap_err().to_string();
         assert!(
