@@ -27,10 +27,11 @@ const LEGACY_TEXT: &str = "x = u8 pixel / 255";
 /// centred, not scaled: std is taken as 1.
 const MIN_STD: f32 = 1e-3;
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Normalization {
     /// x = pixel / 255.
+    #[default]
     DivideBy255,
     /// x = (pixel / 255 − mean[c]) / std[c], from the training set.
     PerChannel { mean: Vec<f32>, std: Vec<f32> },
@@ -73,12 +74,6 @@ impl InputScale {
     /// Input value of a pixel byte in `channel`.
     pub fn value(&self, byte: u8, channel: usize) -> f32 {
         (f32::from(byte) / 255.0 - self.mean[channel]) * self.inv_std[channel]
-    }
-}
-
-impl Default for Normalization {
-    fn default() -> Self {
-        Normalization::DivideBy255
     }
 }
 

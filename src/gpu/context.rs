@@ -193,8 +193,10 @@ impl GpuContext {
         // dataset is bound in chunks of up to the storage-binding size, and
         // the larger limits of real GPUs mean fewer chunks.
         let limits = choice.adapter.limits();
-        let max_data_buffer_bytes =
-            u64::from(limits.max_storage_buffer_binding_size).min(limits.max_buffer_size) & !3;
+        let max_data_buffer_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            & !3;
         // Timestamp queries, where offered, let `gpunet bench` time kernels
         // on the GPU itself; subgroup operations, where offered, let a matmul
         // share loaded operands across a SIMD group. Nothing needs either.
