@@ -703,7 +703,9 @@ fn gather_matches_reference_and_zero_pads() {
     let kernels = Kernels::new(&ctx);
     let mut rng = rng(7);
     let off = Augment::default();
-    let whole = [0..13];
+    // All 13 images in one buffer (a struct literal: clippy reads `[0..13]`
+    // as a mistaken range array).
+    let whole = [std::ops::Range { start: 0, end: 13 }];
     // 13 images of 7 pixels, whose byte offsets straddle the packed u32
     // words (one pixel per invocation), and of 8 (one word per invocation).
     let grey = |h, w| Shape { c: 1, h, w };
@@ -728,7 +730,8 @@ fn gather_normalises_per_channel_augments_and_reads_chunks() {
     let chunks = [0..5, 5..9, 9..13];
     // Words (no augmentation), then pixels with crops and flips, each over
     // one buffer and over three.
-    for parts in [&[0..13][..], &chunks] {
+    let whole = [std::ops::Range { start: 0, end: 13 }];
+    for parts in [&whole[..], &chunks] {
         let off = Augment::default();
         check_gather(&ctx, &kernels, &mut rng, colour, Some(&norm), off, parts);
         check_gather(
