@@ -145,6 +145,11 @@ pub trait Backend {
     ) -> Result<Vec<f32>>;
     /// Number of nodes in the planned graph.
     fn node_count(&self) -> usize;
+    /// Bytes of buffers kept on a GPU: (the resident datasets' pixels,
+    /// everything); None on the CPU.
+    fn device_bytes(&self) -> Option<(u64, u64)> {
+        None
+    }
     /// The logits of `rows` inputs x.
     fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let last = self.node_count() - 1;

@@ -1,12 +1,14 @@
 //! Command-line interface: argument parsing and wiring, nothing more.
 
 use crate::backend::Optimizer;
-use crate::data::{catalog, load_dataset, Split};
+use crate::data::NormalizeChoice;
+use crate::data::{catalog, load_dataset_sized, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::prompts::PromptsConfig;
 use crate::inspect::report::{self, InspectConfig};
 use crate::llm::LlmConfig;
+use crate::ops::gather::Augment;
 use crate::ops::optim::AdamConfig;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
@@ -30,11 +32,12 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Train a network on MNIST-style data.
+    /// Train a network on image data: MNIST-style IDX files, CIFAR-10/100, or an image folder.
     Train(Box<TrainArgs>),
     /// Loss, accuracy, per-class accuracy and the confusion matrix of a saved model.
     Eval(EvalArgs),
-    /// The most likely digits in image files (PNG, JPEG, GIF, BMP; any size or colour).
+    /// The most likely classes of image files (PNG, JPEG, GIF, BMP; any size or colour):
+    /// centred MNIST-style for 28×28 one-channel models, resized to the input otherwise.
     Predict(PredictArgs),
     /// See what a saved model learned: weight templates, units per class, dead units,
     /// activation maximisation, mistakes, PCA; an HTML report with pictures.
@@ -127,6 +130,23 @@ pub struct TrainArgs {
     /// Seed for the initial weights and the batch order (the same on every device).
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// How pixels become inputs: `channel` subtracts the training set's mean
+    /// and divides by its std, per channel; `255` divides by 255; `auto`
+    /// (the default) is `channel` for colour data and `255` for one-channel
+    /// data. Saved with the model; eval, predict and inspect use it.
+    #[arg(long, value_enum, default_value_t = NormalizeChoice::Auto)]
+    pub normalize: NormalizeChoice,
+    /// Random augmentation of the training batches on the device, e.g.
+    /// `crop:4,flip`: crop:P pads each image by P black pixels and crops it
+    /// back at a random offset, flip mirrors it left-right half the time.
+    /// Deterministic for a --seed, the same on every device. Off unless given.
+    #[arg(long, value_parser = Augment::parse, default_value = "none")]
+    pub augment: Augment,
+    /// With an image folder (--data DIR holding train/<class>/ and
+    /// test/<class>/): resize every image to N×N. Without it the images
+    /// must all have the first one's size.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub image_size: Option<u32>,
     /// The data: a directory of MNIST-style IDX files (gzipped or raw) or
     /// of CIFAR-10/100 binary batches, or the name of a fetched dataset
     /// (`gpunet data list`).
@@ -410,6 +430,9 @@ fn run_train(args: TrainArgs) -> Result<()> {
         log_every: args.log_every,
         plot: args.plot,
         snapshot_every: args.snapshot_every,
+        normalize: args.normalize,
+        augment: args.augment,
+        image_size: args.image_size,
     };
     let json = args.json;
     let mut log: Box<dyn Write> = if json {
@@ -434,7 +457,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let mut test = load_dataset(&resolve_data_dir(args.data)?, Split::Test)?;
+    // An image folder's test images are resized to the model's input.
+    let side =
+        Some(model.graph.input.h as u32).filter(|_| model.graph.input.h == model.graph.input.w);
+    let mut test = load_dataset_sized(&resolve_data_dir(args.data)?, Split::Test, side)?;
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
     }
@@ -460,7 +486,12 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         );
     }
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
-    let report = infer::evaluate(backend.as_mut(), &test, model.graph.classes())?;
+    let report = infer::evaluate(
+        backend.as_mut(),
+        &model.graph.normalization,
+        &test,
+        model.graph.classes(),
+    )?;
     let mut out = output::stdout();
     if args.json {
         writeln!(out, "{}", serde_json::to_string(&report)?)?;
@@ -476,21 +507,9 @@ fn run_predict(args: PredictArgs) -> Result<()> {
         bail!("--top 0 shows no classes; give at least 1");
     }
     let model = model_file::load(&args.model)?;
-    let input = model.graph.input;
-    if input.c != 1 {
-        bail!(
-            "{}: predict prepares images the MNIST way (grayscale digits); this model takes {input} colour images, which predict cannot prepare yet",
-            args.model.display()
-        );
-    }
     let names = model.graph.class_names();
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
-    let predictions = infer::predict_files(
-        backend.as_mut(),
-        &args.files,
-        model.graph.classes(),
-        args.top,
-    )?;
+    let predictions = infer::predict_files(backend.as_mut(), &model.graph, &args.files, args.top)?;
     let (mut out, mut err) = (output::stdout(), output::stderr());
     let mut failed = 0;
     for p in &predictions {

@@ -167,6 +167,10 @@ pub struct Graph {
     /// The name of each class the logits score (empty: their indices, or
     /// the digits for 10 classes; see `class_names`).
     pub names: Vec<String>,
+    /// How pixels become inputs (the training set's statistics, or / 255).
+    pub normalization: crate::data::Normalization,
+    /// The random crop and flip of training batches (off: `Augment::default()`).
+    pub augment: crate::ops::gather::Augment,
 }
 
 /// Builds a graph node by node; `Graph::new` drives it from a spec, tests
@@ -313,6 +317,8 @@ impl GraphBuilder {
             label_smoothing: 0.0,
             no_bias_decay: false,
             names: Vec::new(),
+            normalization: Default::default(),
+            augment: Default::default(),
         };
         let reaches = graph.ancestors(graph.nodes.len() - 1);
         if let Some(dead) = reaches.iter().position(|r| !r) {

@@ -3,7 +3,8 @@
 //! classes of image files).
 
 use crate::backend::{Backend, Optimizer};
-use crate::data::Dataset;
+use crate::data::{Dataset, Normalization};
+use crate::graph::Graph;
 use crate::model_file::SavedModel;
 use crate::ops::softmax_xent::reference as ops;
 use crate::preprocess;
@@ -58,15 +59,25 @@ pub struct EvalReport {
     pub adapter: String,
 }
 
-/// Every example's logits, in the data set's order (pixels / 255, as trained).
-pub fn dataset_logits(backend: &mut dyn Backend, data: &Dataset) -> Result<Vec<f32>> {
-    let x: Vec<f32> = data.images.iter().map(|&p| f32::from(p) / 255.0).collect();
+/// Every example's logits, in the data set's order (normalised as the
+/// model was trained: `normalization`).
+pub fn dataset_logits(
+    backend: &mut dyn Backend,
+    normalization: &Normalization,
+    data: &Dataset,
+) -> Result<Vec<f32>> {
+    let x = normalization.apply(&data.images, data.channels, data.rows * data.cols);
     backend.infer(&x, data.len())
 }
 
 /// Loss, accuracy, per-class accuracy and the confusion matrix over `data`.
-pub fn evaluate(backend: &mut dyn Backend, data: &Dataset, classes: usize) -> Result<EvalReport> {
-    let logits = dataset_logits(backend, data)?;
+pub fn evaluate(
+    backend: &mut dyn Backend,
+    normalization: &Normalization,
+    data: &Dataset,
+    classes: usize,
+) -> Result<EvalReport> {
+    let logits = dataset_logits(backend, normalization, data)?;
     let labels: Vec<u32> = data.labels.iter().map(|&l| u32::from(l)).collect();
     let mut grad = vec![0.0; logits.len()];
     let (loss_sum, correct) = ops::softmax_xent(&logits, &labels, &mut grad, data.len(), classes);
@@ -136,20 +147,22 @@ pub struct Prediction {
     pub error: Option<String>,
 }
 
-/// Preprocesses each file MNIST-style and predicts its `top` classes. A file
-/// that cannot be read or has no digit gets its error; the others are
-/// still predicted.
+/// Preprocesses each file as the model's data was (`preprocess::
+/// load_for_model`: MNIST-style for digit models, resized and normalised
+/// for colour ones) and predicts its `top` classes. A file that cannot be
+/// read (or has no digit) gets its error; the others are still predicted.
 pub fn predict_files(
     backend: &mut dyn Backend,
+    graph: &Graph,
     files: &[PathBuf],
-    classes: usize,
     top: usize,
 ) -> Result<Vec<Prediction>> {
+    let classes = graph.classes();
     let mut inputs = Vec::new();
     let mut predictions: Vec<Prediction> = files
         .iter()
         .map(|file| {
-            let error = match preprocess::load_digit(Path::new(file)) {
+            let error = match preprocess::load_for_model(Path::new(file), graph) {
                 Ok(x) => {
                     inputs.extend(x);
                     None

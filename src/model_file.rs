@@ -11,7 +11,9 @@
 
 use crate::backend::Optimizer;
 use crate::checkpoint::{self, Checkpoint, NamedTensor, Stored};
+use crate::data::Normalization;
 use crate::graph::{Graph, Shape};
+use crate::ops::gather::Augment;
 use crate::schedule::ScheduleKind;
 use crate::spec::ModelSpec;
 use crate::train::EpochReport;
@@ -33,9 +35,6 @@ const SNAPSHOT_STEPS_KEY: &str = "gpunet.snapshot_steps";
 /// The first layer's weights over training: (snapshots, ...weight shape).
 const SNAPSHOTS_PREFIX: &str = "snapshots.";
 
-/// How pixels become inputs (the gather kernel's and `ops::gather`'s formula).
-pub const NORMALISATION: &str = "x = u8 pixel / 255";
-
 /// The settings a run was trained with; a resumed run should use the same.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainingSettings {
@@ -53,6 +52,9 @@ pub struct TrainingSettings {
     pub label_smoothing: f32,
     #[serde(default)]
     pub no_bias_decay: bool,
+    /// `--augment` (off in files from before it).
+    #[serde(default)]
+    pub augment: Augment,
 }
 
 /// A float as a person writes it: `0.9`, `0.001`, `1e-8`, `1e30`.
@@ -189,6 +191,11 @@ impl TrainingSettings {
                     "--no-bias-decay",
                     self.no_bias_decay.to_string(),
                     now.no_bias_decay.to_string(),
+                ),
+                difference(
+                    "--augment",
+                    self.augment.to_string(),
+                    now.augment.to_string(),
                 ),
             ]
             .into_iter()
@@ -333,7 +340,7 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
         CLASS_NAMES_KEY.into(),
         serde_json::to_string(&graph.class_names())?,
     );
-    metadata.insert(NORMALISATION_KEY.into(), NORMALISATION.into());
+    metadata.insert(NORMALISATION_KEY.into(), graph.normalization.to_metadata());
     if let Some(settings) = &model.settings {
         metadata.insert(TRAINING_KEY.into(), serde_json::to_string(settings)?);
     }
@@ -370,6 +377,15 @@ pub fn load(path: &Path) -> Result<SavedModel> {
             );
         }
         graph.names = names;
+    }
+    // Files from before per-channel normalisation hold a line of text: / 255.
+    if let Some(text) = ckpt.metadata.get(NORMALISATION_KEY) {
+        graph.normalization = Normalization::from_metadata(text)
+            .with_context(|| format!("{name}: {NORMALISATION_KEY}"))?;
+        graph
+            .normalization
+            .check(input.c)
+            .with_context(|| format!("{name}: {NORMALISATION_KEY}"))?;
     }
 
     let mut params = vec![0.0; graph.param_len];
@@ -595,6 +611,7 @@ mod tests {
             train_limit: None,
             label_smoothing: 0.0,
             no_bias_decay: false,
+            augment: Augment::default(),
         };
         let now = TrainingSettings {
             lr: 0.05,

@@ -38,6 +38,7 @@
 //! shadow stronger than the ink, a frame or ruled lines touching the digit
 //! (they count as ink).
 
+use crate::graph::Graph;
 use anyhow::{anyhow, bail};
 use image::imageops::{self, FilterType};
 use image::{DynamicImage, GenericImageView, ImageBuffer, Luma};
@@ -54,6 +55,74 @@ pub const INK_THRESHOLD: f32 = 0.1;
 /// An image whose pixels all differ from the background by less than this
 /// (on a 0..1 scale) is blank.
 pub const MIN_CONTRAST: f32 = 0.1;
+
+/// The most pixels a picture given to `predict` may decode to.
+const MAX_PIXELS: u64 = crate::data::folder::MAX_DECODED_PIXELS;
+
+/// True for models of MNIST-like data (one 28×28 channel), whose inputs
+/// `predict` prepares digit-style; others get `resize_and_normalise`.
+pub fn is_digit_model(graph: &Graph) -> bool {
+    let input = graph.input;
+    (input.c, input.h, input.w) == (1, SIDE, SIDE)
+}
+
+/// The model's inputs for the picture at `path`: digit-style centring for
+/// MNIST-like models, a plain resize for the others, then the model's
+/// normalisation (`data::Normalization`).
+pub fn load_for_model(path: &Path, graph: &Graph) -> anyhow::Result<Vec<f32>> {
+    let input = graph.input;
+    let plane = input.h * input.w;
+    if is_digit_model(graph) {
+        let unit = load_digit(path)?;
+        return Ok(graph.normalization.from_unit(&unit, 1, plane));
+    }
+    let image = decode_file(path)?;
+    let pixels = resize_to(&image, input.c, input.h, input.w);
+    Ok(graph.normalization.apply(&pixels, input.c, plane))
+}
+
+/// `image` resized (stretched) to `height`×`width` as u8 planes: grey for
+/// one channel, else red, green, blue.
+pub fn resize_to(image: &DynamicImage, channels: usize, height: usize, width: usize) -> Vec<u8> {
+    let resized = image.resize_exact(width as u32, height as u32, FilterType::Triangle);
+    if channels == 1 {
+        return resized.to_luma8().into_raw();
+    }
+    let rgb = resized.to_rgb8();
+    (0..channels.min(3))
+        .flat_map(|c| rgb.as_raw().iter().skip(c).step_by(3).copied())
+        .collect()
+}
+
+/// Decodes an image file, refusing an empty file and more than
+/// `MAX_PIXELS` pixels; every error names the file.
+fn decode_file(path: &Path) -> anyhow::Result<DynamicImage> {
+    let bytes =
+        std::fs::read(path).map_err(|e| anyhow!("cannot read image {}: {e}", path.display()))?;
+    if bytes.is_empty() {
+        bail!("{}: the file is empty, not an image", path.display());
+    }
+    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
+        .with_guessed_format()
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(MAX_PIXELS * 8);
+    reader.limits(limits);
+    if let Ok((w, h)) = reader.into_dimensions() {
+        if u64::from(w) * u64::from(h) > MAX_PIXELS {
+            bail!(
+                "{}: {w}×{h} pixels; predict decodes images of at most {MAX_PIXELS} pixels",
+                path.display()
+            );
+        }
+    }
+    image::load_from_memory(&bytes).map_err(|e| {
+        anyhow!(
+            "{}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}",
+            path.display()
+        )
+    })
+}
 
 /// Reads the image at `path` and turns it into 784 MNIST-style values.
 pub fn load_digit(path: &Path) -> anyhow::Result<Vec<f32>> {

@@ -3,10 +3,11 @@
 
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
-use crate::data::{load_dataset, Dataset, Split};
+use crate::data::{load_dataset_sized, Dataset, NormalizeChoice, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::model_file::{self, SavedModel, TrainingSettings};
+use crate::ops::gather::Augment;
 use crate::output;
 use crate::plot::{plot_curves, CurvePoint};
 use crate::schedule::{Schedule, ScheduleKind};
@@ -68,6 +69,13 @@ pub struct TrainConfig {
     /// Keep the first layer's weights every this many steps (saved with the
     /// model, for `inspect`'s animation).
     pub snapshot_every: usize,
+    /// How pixels become inputs (`--normalize`); a resumed run keeps the
+    /// checkpoint's.
+    pub normalize: NormalizeChoice,
+    /// Random crops and flips of the training batches (`--augment`).
+    pub augment: Augment,
+    /// An image folder's images resized to N×N (`--image-size`).
+    pub image_size: Option<u32>,
 }
 
 impl TrainConfig {
@@ -86,6 +94,7 @@ impl TrainConfig {
             train_limit: self.train_limit,
             label_smoothing: self.label_smoothing,
             no_bias_decay: self.no_bias_decay,
+            augment: self.augment,
         }
     }
 }
@@ -166,14 +175,21 @@ pub struct EpochReport {
     pub seconds: f64,
     /// Training images per second in that pass.
     pub images_per_sec: f64,
+    /// Bytes of buffers gpunet holds on the GPU (absent on the CPU).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_bytes: Option<u64>,
     pub device: String,
     pub adapter: String,
 }
 
 /// Loads both splits, applying the limits.
 pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
-    let mut train = load_dataset(&cfg.data, Split::Train)?;
-    let mut test = load_dataset(&cfg.data, Split::Test)?;
+    let mut train = load_dataset_sized(&cfg.data, Split::Train, cfg.image_size)?;
+    // The test images take the training images' size, as the model will.
+    let size = cfg
+        .image_size
+        .or(Some(train.rows as u32).filter(|_| train.rows == train.cols));
+    let mut test = load_dataset_sized(&cfg.data, Split::Test, size)?;
     if train.classes != test.classes {
         bail!(
             "{}: the training set has {} classes and the test set {}",
@@ -262,9 +278,28 @@ pub fn open_backend(
                 )?;
             }
             let ctx = GpuContext::from_adapter(choice)?;
-            Box::new(GpuTrainer::new(
-                ctx, graph, batch, optimizer, init, &train, &test,
-            )?)
+            let trainer = GpuTrainer::new(ctx, graph, batch, optimizer, init, &train, &test)?;
+            if !train.is_empty() {
+                let (pixels, all) = trainer.device_bytes();
+                writeln!(
+                    log,
+                    "device memory: {:.1} MB in buffers: {:.1} MB of u8 pixels ({} training, \
+                     {} test images; the training set in {} buffer{}), {:.1} MB of weights, \
+                     activations and the rest",
+                    all as f64 / 1e6,
+                    pixels as f64 / 1e6,
+                    train.len(),
+                    test.len(),
+                    trainer.training_chunks(),
+                    if trainer.training_chunks() == 1 {
+                        ""
+                    } else {
+                        "s"
+                    },
+                    (all - pixels) as f64 / 1e6,
+                )?;
+            }
+            Box::new(trainer)
         }
     })
 }
@@ -363,6 +398,18 @@ pub fn train(
     };
     let mut graph = Graph::new(&spec, input, train_set.classes.len())?;
     graph.names = train_set.classes.clone();
+    graph.normalization = match &resumed {
+        Some(saved) => saved.graph.normalization.clone(),
+        None => cfg.normalize.resolve(&train_set)?,
+    };
+    graph.augment = cfg.augment;
+    if cfg.augment.flip && train_set.channels == 1 {
+        writeln!(
+            log,
+            "warning: --augment flip mirrors one-channel images; digits and letters change \
+             meaning when mirrored"
+        )?;
+    }
     graph.seed = cfg.seed;
     graph.label_smoothing = cfg.label_smoothing;
     graph.no_bias_decay = cfg.no_bias_decay;
@@ -372,6 +419,11 @@ pub fn train(
         log,
         "model: {spec} on {input} inputs, {} parameters; data: {n_train} training, {n_test} test images",
         graph.num_parameters(),
+    )?;
+    writeln!(
+        log,
+        "inputs: {}; augmentation: {}",
+        graph.normalization, graph.augment
     )?;
     let init = graph.init_params(cfg.seed);
     let mut backend = open_backend(
@@ -513,6 +565,7 @@ pub fn train(
             test_acc: test_stats.accuracy(),
             seconds,
             images_per_sec: n_train as f64 / seconds.max(1e-9),
+            device_bytes: backend.device_bytes().map(|(_, all)| all),
             device: backend.device().into(),
             adapter: backend.adapter(),
         };

@@ -45,6 +45,9 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
         log_every: 0,
         plot: None,
         snapshot_every: 0,
+        normalize: Default::default(),
+        augment: Default::default(),
+        image_size: None,
     }
 }
 

@@ -49,6 +49,9 @@ fn train_model(spec: &str, path: &Path, snapshot_every: usize) {
         log_every: 0,
         plot: None,
         snapshot_every,
+        normalize: Default::default(),
+        augment: Default::default(),
+        image_size: None,
     };
     train(&cfg, &mut std::io::sink(), &mut |_| Ok(())).unwrap();
 }
@@ -101,7 +104,7 @@ fn activation_maximisation_raises_the_unit_well_above_its_mean() {
     for device in devices() {
         let mut backend = report::open(device, &model).unwrap();
         let logits = backend
-            .infer(&analysis::normalise(&test.images), test.len())
+            .infer(&analysis::normalise(&model.graph, &test.images), test.len())
             .unwrap();
         let settings = AscentSettings {
             steps: 60,

@@ -10,6 +10,7 @@ mod common;
 use common::{assert_close, gpu, random_vec, rng};
 use common::{conv, ops};
 use gpunet::backend::Optimizer;
+use gpunet::data::Normalization;
 use gpunet::gpu::{
     Binding, ConvPass, ConvVersion, GpuContext, Kernels, MatmulForm, MatmulShape, MatmulVersion,
     StepSlots,
@@ -17,6 +18,7 @@ use gpunet::gpu::{
 use gpunet::graph::Activation;
 use gpunet::graph::Shape;
 use gpunet::ops::conv2d::Conv2d;
+use gpunet::ops::gather::{self, reference::GatherSettings, Augment, GatherInput};
 use gpunet::ops::optim::{reference as optim, AdamConfig};
 use gpunet::ops::pool::MaxPool;
 use rand::Rng;
@@ -700,55 +702,141 @@ fn gather_matches_reference_and_zero_pads() {
     let Some(ctx) = gpu() else { return };
     let kernels = Kernels::new(&ctx);
     let mut rng = rng(7);
+    let off = Augment::default();
+    // All 13 images in one buffer (a struct literal: clippy reads `[0..13]`
+    // as a mistaken range array).
+    let whole = [std::ops::Range { start: 0, end: 13 }];
     // 13 images of 7 pixels, whose byte offsets straddle the packed u32
     // words (one pixel per invocation), and of 8 (one word per invocation).
-    for size in [7usize, 8] {
-        check_gather(&ctx, &kernels, &mut rng, size);
+    let grey = |h, w| Shape { c: 1, h, w };
+    check_gather(&ctx, &kernels, &mut rng, grey(1, 7), None, off, &whole);
+    check_gather(&ctx, &kernels, &mut rng, grey(2, 4), None, off, &whole);
+}
+
+#[test]
+fn gather_normalises_per_channel_augments_and_reads_chunks() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let mut rng = rng(8);
+    let colour = Shape { c: 3, h: 4, w: 4 };
+    let norm = Normalization::PerChannel {
+        mean: vec![0.49, 0.48, 0.45],
+        std: vec![0.25, 0.24, 0.26],
+    };
+    let augment = Augment {
+        crop: 2,
+        flip: true,
+    };
+    let chunks = [0..5, 5..9, 9..13];
+    // Words (no augmentation), then pixels with crops and flips, each over
+    // one buffer and over three.
+    let whole = [std::ops::Range { start: 0, end: 13 }];
+    for parts in [&whole[..], &chunks] {
+        let off = Augment::default();
+        check_gather(&ctx, &kernels, &mut rng, colour, Some(&norm), off, parts);
+        check_gather(
+            &ctx,
+            &kernels,
+            &mut rng,
+            colour,
+            Some(&norm),
+            augment,
+            parts,
+        );
     }
 }
 
-fn check_gather(ctx: &GpuContext, kernels: &Kernels, rng: &mut impl Rng, size: usize) {
+/// The gather of 13 random images of `shape` in batches of 5 (the last
+/// short) against the reference, bit for bit, with the pixels uploaded in
+/// the image ranges `chunks` (one dispatch each).
+fn check_gather(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    rng: &mut impl Rng,
+    shape: Shape,
+    norm: Option<&Normalization>,
+    augment: Augment,
+    chunks: &[std::ops::Range<usize>],
+) {
     let (n, rows) = (13usize, 5usize);
+    let size = shape.c * shape.h * shape.w;
     let images: Vec<u8> = (0..n * size).map(|_| rng.random()).collect();
     let labels: Vec<u8> = (0..n).map(|_| rng.random_range(0..10)).collect();
     let order: Vec<u32> = vec![12, 0, 5, 7, 3, 11, 1, 2, 4, 6, 8, 9, 10];
-    let mut packed = images.clone();
-    packed.resize(packed.len().next_multiple_of(4), 0);
-    let packed: Vec<u32> = bytemuck::cast_slice::<u8, u32>(&packed).to_vec();
     let labels32: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let scale = norm.cloned().unwrap_or_default().scale(shape.c);
+    let seed = 0x1234_5678_9abc;
 
     let steps = StepSlots::new(ctx, "steps", 3);
-    steps.write_epoch(ctx, n, rows, 0, &[]);
-    let images_buf = ctx.storage_init("images", &packed);
+    steps.write_epoch(ctx, n, rows, 10, &[0.0; 3]);
     let labels_buf = ctx.storage_init("labels", &labels32);
     let order_buf = ctx.storage_init("order", &order);
     let x_buf = ctx.storage_zeroed("x", rows * size);
     let y_buf = ctx.storage_zeroed("y", rows);
-    let d = kernels.gather(
-        ctx,
-        &steps.buffer,
-        size,
-        rows,
-        Binding::whole(&images_buf),
-        Binding::whole(&labels_buf),
-        Binding::whole(&order_buf),
-        Binding::whole(&x_buf),
-        Binding::whole(&y_buf),
-    );
+    let chunk_bufs: Vec<wgpu::Buffer> = chunks
+        .iter()
+        .map(|range| {
+            let mut packed = images[range.start * size..range.end * size].to_vec();
+            packed.resize(packed.len().next_multiple_of(4), 0);
+            ctx.storage_init("images", bytemuck::cast_slice::<u8, u32>(&packed))
+        })
+        .collect();
+    let input = GatherInput {
+        shape,
+        scale: &scale,
+        augment,
+        seed,
+    };
+    let dispatches: Vec<_> = chunks
+        .iter()
+        .zip(&chunk_bufs)
+        .map(|(range, buf)| {
+            kernels.gather(
+                ctx,
+                &steps.buffer,
+                &input,
+                rows,
+                range.clone(),
+                Binding::whole(buf),
+                Binding::whole(&labels_buf),
+                Binding::whole(&order_buf),
+                Binding::whole(&x_buf),
+                Binding::whole(&y_buf),
+            )
+        })
+        .collect();
     for step in 0..3 {
         let mut encoder = ctx.device.create_command_encoder(&Default::default());
         {
             let mut pass = encoder.begin_compute_pass(&Default::default());
-            d.record(&mut pass, step);
+            for d in &dispatches {
+                d.record(&mut pass, step);
+            }
         }
         ctx.queue.submit([encoder.finish()]);
         let indices = &order[step * rows..((step + 1) * rows).min(n)];
         let mut want_x = vec![0.0; rows * size];
         let mut want_y = vec![0u32; rows];
-        ops::gather(&images, &labels, size, indices, &mut want_x, &mut want_y);
+        let settings = GatherSettings {
+            shape,
+            scale: &scale,
+            augment,
+            seed,
+            step: 10 + step as u32,
+        };
+        gather::reference::gather(
+            &images,
+            &labels,
+            &settings,
+            indices,
+            &mut want_x,
+            &mut want_y,
+        );
         let got_x: Vec<f32> = ctx.read(&x_buf, 0, rows * size).unwrap();
         let got_y: Vec<u32> = ctx.read(&y_buf, 0, rows).unwrap();
-        assert_close(&format!("step {step} pixels"), &got_x, &want_x, 0.0, 1e-6);
-        assert_eq!(got_y, want_y, "step {step} labels");
+        let what = format!("{shape} {augment} in {} chunks, step {step}", chunks.len());
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&got_x), bits(&want_x), "{what}: pixels");
+        assert_eq!(got_y, want_y, "{what}: labels");
     }
 }

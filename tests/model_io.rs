@@ -48,6 +48,9 @@ fn config(device: DeviceChoice, spec: &str, epochs: usize, save: Option<PathBuf>
         log_every: 0,
         plot: None,
         snapshot_every: 0,
+        normalize: Default::default(),
+        augment: Default::default(),
+        image_size: None,
     }
 }
 
@@ -209,7 +212,8 @@ fn batch_norm_buffers_are_saved_loaded_and_used() {
 
         let mut sink = std::io::sink();
         let mut on_device = infer::open_model(device, &saved, &mut sink).unwrap();
-        let report = infer::evaluate(on_device.as_mut(), &test, 10).unwrap();
+        let report =
+            infer::evaluate(on_device.as_mut(), &saved.graph.normalization, &test, 10).unwrap();
         assert_eq!(
             report.accuracy, saved.history[0].test_acc,
             "{device:?}: eval uses the saved running statistics"
@@ -222,7 +226,8 @@ fn batch_norm_buffers_are_saved_loaded_and_used() {
         );
         if device == DeviceChoice::Gpu {
             let mut on_cpu = infer::open_model(DeviceChoice::Cpu, &saved, &mut sink).unwrap();
-            let cpu_report = infer::evaluate(on_cpu.as_mut(), &test, 10).unwrap();
+            let cpu_report =
+                infer::evaluate(on_cpu.as_mut(), &saved.graph.normalization, &test, 10).unwrap();
             assert_eq!(cpu_report.confusion, report.confusion);
             assert!((cpu_report.loss - report.loss).abs() < 1e-4);
         }
@@ -299,8 +304,10 @@ fn a_gpu_checkpoint_evaluates_the_same_on_the_cpu() {
     let mut sink = std::io::sink();
     let mut on_cpu = infer::open_model(DeviceChoice::Cpu, &model, &mut sink).unwrap();
     let mut on_gpu = infer::open_model(DeviceChoice::Gpu, &model, &mut sink).unwrap();
-    let cpu_report = infer::evaluate(on_cpu.as_mut(), &test, 10).unwrap();
-    let gpu_report = infer::evaluate(on_gpu.as_mut(), &test, 10).unwrap();
+    let cpu_report =
+        infer::evaluate(on_cpu.as_mut(), &model.graph.normalization, &test, 10).unwrap();
+    let gpu_report =
+        infer::evaluate(on_gpu.as_mut(), &model.graph.normalization, &test, 10).unwrap();
     assert_eq!(cpu_report.confusion, gpu_report.confusion);
     assert!((cpu_report.loss - gpu_report.loss).abs() < 1e-4);
     assert_eq!(cpu_report.confusion.iter().flatten().sum::<u64>(), 300);

@@ -4,7 +4,8 @@ use super::network;
 use crate::backend::{Backend, EpochPlan, EpochStats, OnUpdate, Optimizer, Update};
 use crate::data::Dataset;
 use crate::graph::Graph;
-use crate::ops::gather::reference::gather;
+use crate::ops::gather::reference::{gather, GatherSettings};
+use crate::ops::gather::Augment;
 use crate::ops::optim::reference as optim;
 use crate::ops::softmax_xent::reference::softmax_xent;
 use crate::ops::Mode;
@@ -46,14 +47,29 @@ impl CpuTrainer {
         }
     }
 
-    fn batch_of(&self, data: &Dataset, indices: &[u32]) -> (Vec<f32>, Vec<u32>) {
+    /// The batch of `data` at `indices`, augmented (training) at `step`
+    /// when `train_step` is given and the graph asks for it.
+    fn batch_of(
+        &self,
+        data: &Dataset,
+        indices: &[u32],
+        train_step: Option<usize>,
+    ) -> (Vec<f32>, Vec<u32>) {
         let size = data.input_size();
         let mut x = vec![0.0; indices.len() * size];
         let mut labels = vec![0; indices.len()];
+        let scale = self.graph.normalization.scale(self.graph.input.c);
+        let settings = GatherSettings {
+            shape: self.graph.input,
+            scale: &scale,
+            augment: train_step.map_or(Augment::default(), |_| self.graph.augment),
+            seed: self.graph.seed,
+            step: train_step.unwrap_or(0) as u32,
+        };
         gather(
             &data.images,
             &data.labels,
-            size,
+            &settings,
             indices,
             &mut x,
             &mut labels,
@@ -124,7 +140,7 @@ impl Backend for CpuTrainer {
         ensure!(plan.lrs.len() == steps, "one learning rate per step");
         let mut stats = EpochStats::default();
         for (step, indices) in plan.order.chunks(self.batch).enumerate() {
-            let (x, labels) = self.batch_of(&self.train, indices);
+            let (x, labels) = self.batch_of(&self.train, indices, Some(plan.first_step + step));
             let (loss, correct, _) = network::loss_and_grads(
                 &self.graph,
                 &self.params,
@@ -162,7 +178,7 @@ impl Backend for CpuTrainer {
         let all: Vec<u32> = (0..self.test.len() as u32).collect();
         let classes = self.graph.classes();
         for indices in all.chunks(self.batch) {
-            let (x, labels) = self.batch_of(&self.test, indices);
+            let (x, labels) = self.batch_of(&self.test, indices, None);
             let rows = indices.len();
             let fwd = self.forward(&x, rows);
             let mut grad = vec![0.0; indices.len() * classes];

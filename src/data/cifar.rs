@@ -228,7 +228,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.contains("neither MNIST-style IDX files nor CIFAR"),
+            err.contains("neither MNIST-style IDX files") && err.contains("image folder"),
             "{err}"
         );
     }

@@ -2,7 +2,7 @@
 //! channels × height × width order per image, labels, and class names.
 //! `load_dataset` reads a directory in any format gpunet knows.
 
-use super::{cifar, mnist, DataError};
+use super::{cifar, folder, mnist, DataError};
 use std::path::Path;
 
 /// Number of classes in MNIST-style data.
@@ -70,9 +70,20 @@ pub enum Split {
 }
 
 /// Loads one split of the dataset in `dir`, whichever format it is in: the
-/// IDX files of MNIST-style data, or CIFAR-10's or CIFAR-100's binary
-/// batches.
+/// IDX files of MNIST-style data, CIFAR-10's or CIFAR-100's binary batches,
+/// or an image folder (`folder.rs`).
 pub fn load_dataset(dir: &Path, split: Split) -> Result<Dataset, DataError> {
+    load_dataset_sized(dir, split, None)
+}
+
+/// `load_dataset`, with an image folder's images resized to
+/// `image_size`×`image_size` when given (`--image-size`; the other formats
+/// have one size and ignore it).
+pub fn load_dataset_sized(
+    dir: &Path,
+    split: Split,
+    image_size: Option<u32>,
+) -> Result<Dataset, DataError> {
     if !dir.is_dir() {
         return Err(DataError::MissingDir(dir.to_owned()));
     }
@@ -81,6 +92,9 @@ pub fn load_dataset(dir: &Path, split: Split) -> Result<Dataset, DataError> {
     }
     if mnist::is_mnist_dir(dir) {
         return mnist::load_mnist(dir, split);
+    }
+    if folder::detect(dir) {
+        return folder::load(dir, split, image_size);
     }
     Err(DataError::UnknownFormat(dir.to_owned()))
 }

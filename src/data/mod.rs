@@ -6,11 +6,14 @@ pub mod catalog;
 pub mod cifar;
 mod dataset;
 pub mod fetch;
+pub mod folder;
 pub mod idx;
 mod mnist;
+mod normalization;
 
-pub use dataset::{load_dataset, Dataset, Split, NUM_CLASSES};
+pub use dataset::{load_dataset, load_dataset_sized, Dataset, Split, NUM_CLASSES};
 pub use mnist::load_mnist;
+pub use normalization::{InputScale, Normalization, NormalizeChoice, MAX_CHANNELS};
 
 use std::path::PathBuf;
 
@@ -49,7 +52,7 @@ pub enum DataError {
     },
     #[error("{path}: {reason}")]
     Invalid { path: PathBuf, reason: String },
-    #[error("{0} holds neither MNIST-style IDX files nor CIFAR-10 or CIFAR-100 binary batches")]
+    #[error("{0} holds neither MNIST-style IDX files, CIFAR-10 or CIFAR-100 binary batches, nor an image folder (train/<class>/*.png|jpg, test/<class>/...)")]
     UnknownFormat(PathBuf),
     #[error("{images} holds {n_images} images but {labels} holds {n_labels} labels")]
     CountMismatch {

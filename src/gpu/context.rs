@@ -12,6 +12,14 @@ pub struct GpuContext {
     pub device: wgpu::Device,
     pub queue: wgpu::Queue,
     pub info: wgpu::AdapterInfo,
+    /// The largest buffer one binding of a dataset's pixels may be: the
+    /// device's storage-binding and buffer limits, rounded down to whole
+    /// words. A resident split larger than this is kept in several buffers.
+    /// Tests lower it to exercise that split on small data.
+    pub max_data_buffer_bytes: u64,
+    /// Bytes in the buffers made through the helpers below (and the step
+    /// slots): what gpunet keeps on the device.
+    allocated: std::sync::atomic::AtomicU64,
 }
 
 /// What was found when looking for adapters.
@@ -181,9 +189,14 @@ impl GpuContext {
     }
 
     pub fn from_adapter(choice: AdapterChoice) -> Result<GpuContext> {
-        // Ask for the adapter's own limits: datasets live whole in one storage
-        // buffer, so the larger binding sizes of real GPUs matter.
+        // Ask for the adapter's own limits, not wgpu's defaults: a resident
+        // dataset is bound in chunks of up to the storage-binding size, and
+        // the larger limits of real GPUs mean fewer chunks.
         let limits = choice.adapter.limits();
+        let max_data_buffer_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size)
+            & !3;
         // Timestamp queries, where offered, let `gpunet bench` time kernels
         // on the GPU itself; subgroup operations, where offered, let a matmul
         // share loaded operands across a SIMD group. Nothing needs either.
@@ -201,6 +214,8 @@ impl GpuContext {
             device,
             queue,
             info: choice.info,
+            max_data_buffer_bytes,
+            allocated: Default::default(),
         })
     }
 
@@ -220,6 +235,17 @@ impl GpuContext {
             .then_some(self.info.subgroup_min_size)
     }
 
+    /// Bytes held in the buffers gpunet has made on this device.
+    pub fn allocated_bytes(&self) -> u64 {
+        self.allocated.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `bytes` more in `allocated_bytes`.
+    pub fn count_allocation(&self, bytes: u64) {
+        self.allocated
+            .fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// A storage buffer holding `data`, readable back with `read`.
     pub fn storage_init<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
         // wgpu refuses zero-sized bindings; keep at least one element.
@@ -231,6 +257,7 @@ impl GpuContext {
         } else {
             bytes
         };
+        self.count_allocation(contents.len() as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),
@@ -243,6 +270,7 @@ impl GpuContext {
 
     /// A zero-filled storage buffer of `len` 4-byte elements.
     pub fn storage_zeroed(&self, label: &str, len: usize) -> wgpu::Buffer {
+        self.count_allocation((len.max(1) * 4) as u64);
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: (len.max(1) * 4) as u64,
@@ -255,6 +283,7 @@ impl GpuContext {
 
     /// A uniform buffer holding one parameter struct.
     pub fn uniform<T: bytemuck::Pod>(&self, label: &str, value: &T) -> wgpu::Buffer {
+        self.count_allocation(std::mem::size_of::<T>() as u64);
         self.device
             .create_buffer_init(&wgpu::util::BufferInitDescriptor {
                 label: Some(label),

@@ -215,6 +215,7 @@ pub struct StepSlots {
 
 impl StepSlots {
     pub fn new(ctx: &GpuContext, label: &str, capacity: usize) -> StepSlots {
+        ctx.count_allocation(capacity.max(1) as u64 * STEP_SLOT_BYTES);
         let buffer = ctx.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: capacity.max(1) as u64 * STEP_SLOT_BYTES,

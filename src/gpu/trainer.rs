@@ -11,9 +11,11 @@ use super::{GpuContext, Kernels};
 use crate::backend::{Backend, EpochPlan, EpochStats, OnUpdate, Optimizer, Update};
 use crate::data::Dataset;
 use crate::graph::Graph;
+use crate::ops::gather::{Augment, GatherInput};
 use crate::ops::softmax_xent::METRICS_WORDS;
 use crate::ops::Mode;
 use anyhow::{bail, ensure, Result};
+use std::ops::Range;
 
 /// Steps recorded into one command buffer before it is submitted.
 const STEPS_PER_SUBMIT: usize = 16;
@@ -21,34 +23,90 @@ const STEPS_PER_SUBMIT: usize = 16;
 /// A split of the data set as it lives on the GPU.
 struct ResidentSplit {
     len: usize,
-    images: wgpu::Buffer,
+    /// The u8 pixels, packed four to a u32 as gather.wgsl reads them, in
+    /// chunks of whole images that each fit one storage binding: the image
+    /// range each holds, and its buffer.
+    chunks: Vec<(Range<usize>, wgpu::Buffer)>,
     labels: wgpu::Buffer,
     order: wgpu::Buffer,
     steps: StepSlots,
     metrics: wgpu::Buffer,
 }
 
+/// Megabytes, for messages.
+fn mb(bytes: u64) -> String {
+    format!("{:.1} MB", bytes as f64 / 1e6)
+}
+
+/// Splits `n` images of `image_bytes` each into ranges whose packed bytes
+/// fit in `max_bytes` (a multiple of 4).
+fn chunk_ranges(
+    name: &str,
+    n: usize,
+    image_bytes: usize,
+    max_bytes: u64,
+) -> Result<Vec<Range<usize>>> {
+    let per_chunk = (max_bytes / image_bytes.max(1) as u64) as usize;
+    ensure!(
+        per_chunk > 0,
+        "the {name} set's images are {image_bytes} bytes each, more than the GPU's largest \
+         storage binding ({max_bytes} bytes); train with --device cpu"
+    );
+    Ok((0..n.max(1))
+        .step_by(per_chunk)
+        .map(|first| first..(first + per_chunk).min(n))
+        .collect())
+}
+
 impl ResidentSplit {
-    fn upload(ctx: &GpuContext, name: &str, data: &Dataset, batch: usize) -> ResidentSplit {
-        // u8 pixels packed four to a u32, as gather.wgsl reads them.
-        let mut bytes = data.images.clone();
-        bytes.resize(bytes.len().next_multiple_of(4), 0);
-        let packed: Vec<u32> = bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+    fn upload(ctx: &GpuContext, name: &str, data: &Dataset, batch: usize) -> Result<ResidentSplit> {
+        let size = data.input_size();
+        let ranges = chunk_ranges(name, data.len(), size, ctx.max_data_buffer_bytes)?;
+        let total = data.images.len() as u64;
+        let guard = ctx.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        let chunks: Vec<(Range<usize>, wgpu::Buffer)> = ranges
+            .into_iter()
+            .map(|range| {
+                let bytes = &data.images[range.start * size..range.end * size];
+                let words = bytes.chunks_exact(4);
+                let tail = words.remainder();
+                let mut packed: Vec<u32> = words
+                    .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                    .collect();
+                if !tail.is_empty() {
+                    let mut last = [0u8; 4];
+                    last[..tail.len()].copy_from_slice(tail);
+                    packed.push(u32::from_le_bytes(last));
+                }
+                let label = format!("{name} images {}..{}", range.start, range.end);
+                let buffer = ctx.storage_init(&label, &packed);
+                (range, buffer)
+            })
             .collect();
+        if let Some(e) = pollster::block_on(guard.pop()) {
+            bail!(
+                "the {name} set does not fit on the GPU: its {} images are {} of u8 pixels \
+                 (in {} buffers of at most {}), beside {} already allocated ({e}). \
+                 Use --train-limit/--test-limit, or --device cpu",
+                data.len(),
+                mb(total),
+                chunks.len(),
+                mb(ctx.max_data_buffer_bytes),
+                mb(ctx.allocated_bytes() - total),
+            );
+        }
         let labels: Vec<u32> = data.labels.iter().map(|&l| u32::from(l)).collect();
         let identity: Vec<u32> = (0..data.len() as u32).collect();
         let steps = StepSlots::new(ctx, name, data.len().div_ceil(batch));
         steps.write_epoch(ctx, data.len(), batch, 0, &[]);
-        ResidentSplit {
+        Ok(ResidentSplit {
             len: data.len(),
-            images: ctx.storage_init(&format!("{name} images"), &packed),
+            chunks,
             labels: ctx.storage_init(&format!("{name} labels"), &labels),
             order: ctx.storage_init(&format!("{name} order"), &identity),
             steps,
             metrics: ctx.storage_zeroed(&format!("{name} metrics"), METRICS_WORDS),
-        }
+        })
     }
 
     fn n_steps(&self) -> usize {
@@ -78,7 +136,8 @@ pub struct GpuTrainer {
     input_grad_steps: std::collections::HashMap<usize, Vec<Dispatch>>,
 }
 
-/// Records the gather of a batch of `split` into `acts.x`.
+/// Records the gather of a batch of `split` into `acts.x`: one dispatch
+/// per chunk of the resident pixels, augmented when `augment` is on.
 fn gather(
     ctx: &GpuContext,
     kernels: &Kernels,
@@ -86,18 +145,33 @@ fn gather(
     batch: usize,
     acts: &Activations,
     split: &ResidentSplit,
-) -> Dispatch {
-    kernels.gather(
-        ctx,
-        &split.steps.buffer,
-        graph.input_size(),
-        batch,
-        Binding::whole(&split.images),
-        Binding::whole(&split.labels),
-        Binding::whole(&split.order),
-        Binding::whole(&acts.x),
-        Binding::whole(&acts.labels),
-    )
+    augment: Augment,
+) -> Vec<Dispatch> {
+    let scale = graph.normalization.scale(graph.input.c);
+    let input = GatherInput {
+        shape: graph.input,
+        scale: &scale,
+        augment,
+        seed: graph.seed,
+    };
+    split
+        .chunks
+        .iter()
+        .map(|(range, images)| {
+            kernels.gather(
+                ctx,
+                &split.steps.buffer,
+                &input,
+                batch,
+                range.clone(),
+                Binding::whole(images),
+                Binding::whole(&split.labels),
+                Binding::whole(&split.order),
+                Binding::whole(&acts.x),
+                Binding::whole(&acts.labels),
+            )
+        })
+        .collect()
 }
 
 /// Records the loss of the batch of `split` and its gradient with respect
@@ -153,8 +227,9 @@ impl GpuTrainer {
         );
         let guard = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::new(&ctx);
-        let train_split = ResidentSplit::upload(&ctx, "train", train, batch);
-        let test_split = ResidentSplit::upload(&ctx, "test", test, batch);
+        graph.normalization.check(graph.input.c)?;
+        let train_split = ResidentSplit::upload(&ctx, "training", train, batch)?;
+        let test_split = ResidentSplit::upload(&ctx, "test", test, batch)?;
         let params = ctx.storage_init("params", init);
         let grads = ctx.storage_zeroed("grads", graph.param_len);
         let state: Vec<wgpu::Buffer> = (0..optimizer.state_vectors())
@@ -174,10 +249,12 @@ impl GpuTrainer {
         };
 
         let infer_step = planner.forward(Mode::Eval, None);
-        let mut eval_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &test_split)];
+        let off = Augment::default();
+        let mut eval_step = gather(&ctx, &kernels, graph, batch, &acts, &test_split, off);
         eval_step.extend(infer_step.iter().cloned());
         eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split, 0.0));
-        let mut train_step = vec![gather(&ctx, &kernels, graph, batch, &acts, &train_split)];
+        let augment = graph.augment;
+        let mut train_step = gather(&ctx, &kernels, graph, batch, &acts, &train_split, augment);
         train_step.extend(planner.forward(Mode::Train, Some(&train_split.steps.buffer)));
         train_step.push(loss(
             &ctx,
@@ -228,6 +305,22 @@ impl GpuTrainer {
             input_grad_steps: Default::default(),
             ctx,
         })
+    }
+
+    /// Buffers held on the device: (the resident pixels of both splits,
+    /// everything, in bytes).
+    pub fn device_bytes(&self) -> (u64, u64) {
+        let pixels = [&self.train, &self.test]
+            .iter()
+            .flat_map(|s| &s.chunks)
+            .map(|(_, b)| b.size())
+            .sum();
+        (pixels, self.ctx.allocated_bytes())
+    }
+
+    /// Buffers the resident training set's pixels are kept in.
+    pub fn training_chunks(&self) -> usize {
+        self.train.chunks.len()
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -383,6 +476,10 @@ impl GpuTrainer {
 impl Backend for GpuTrainer {
     fn device(&self) -> &'static str {
         "gpu"
+    }
+
+    fn device_bytes(&self) -> Option<(u64, u64)> {
+        Some(GpuTrainer::device_bytes(self))
     }
 
     fn adapter(&self) -> String {

@@ -15,8 +15,17 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-/// Inputs are pixels / 255, as in training.
-pub fn normalise(images: &[u8]) -> Vec<f32> {
+/// The network's inputs of `images`, normalised as in training (the
+/// model's `Normalization`).
+pub fn normalise(graph: &Graph, images: &[u8]) -> Vec<f32> {
+    let input = graph.input;
+    graph
+        .normalization
+        .apply(images, input.c, input.h * input.w)
+}
+
+/// Pixels / 255 in [0, 1], for drawing images.
+pub fn unit_pixels(images: &[u8]) -> Vec<f32> {
     images.iter().map(|&p| f32::from(p) / 255.0).collect()
 }
 
@@ -120,7 +129,7 @@ pub fn unit_stats(
     let size = data.input_size();
     for start in (0..data.len()).step_by(CHUNK) {
         let end = (start + CHUNK).min(data.len());
-        let x = normalise(&data.images[start * size..end * size]);
+        let x = normalise(graph, &data.images[start * size..end * size]);
         let outputs = backend.node_outputs(&x, end - start, &nodes)?;
         for (l, (layer, out)) in hidden.iter().zip(&outputs).enumerate() {
             let per_example = graph.nodes[layer.node].output_len();
@@ -335,6 +344,8 @@ pub fn maximise(
         bail!("unit {bad} does not exist: that layer has {channels} units");
     }
     let (w, h) = (graph.input.w, graph.input.h);
+    // The images climb on the pixel / 255 scale; the network sees them normalised.
+    let norm = &graph.normalization;
     let size = graph.input_size();
     let rows = units.len();
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
@@ -355,7 +366,9 @@ pub fn maximise(
             (0, 0)
         };
         let shifted = shift(&x, rows, w, h, graph.input.c, dx, dy);
-        let grad = backend.input_gradient(&shifted, rows, node, &seed)?;
+        let inputs = norm.from_unit(&shifted, graph.input.c, w * h);
+        let grad = backend.input_gradient(&inputs, rows, node, &seed)?;
+        let grad = norm.gradient_to_unit(&grad, graph.input.c, w * h);
         let grad = shift(&grad, rows, w, h, graph.input.c, -dx, -dy);
         for r in 0..rows {
             let g = &grad[r * size..(r + 1) * size];
@@ -371,7 +384,8 @@ pub fn maximise(
             blur(&mut x, rows * graph.input.c, w, h);
         }
     }
-    let outputs = backend.node_outputs(&x, rows, &[node])?.remove(0);
+    let inputs = norm.from_unit(&x, graph.input.c, w * h);
+    let outputs = backend.node_outputs(&inputs, rows, &[node])?.remove(0);
     Ok(units
         .iter()
         .enumerate()
@@ -462,6 +476,7 @@ pub fn mistakes(logits: &[f32], labels: &[u8], classes: usize) -> (Vec<Vec<u64>>
 /// A layer's activations over `data` (examples × its output length), for PCA.
 pub fn layer_activations(
     backend: &mut dyn Backend,
+    graph: &Graph,
     data: &Dataset,
     node: usize,
 ) -> Result<Vec<f32>> {
@@ -469,7 +484,7 @@ pub fn layer_activations(
     let mut out = Vec::new();
     for start in (0..data.len()).step_by(CHUNK) {
         let end = (start + CHUNK).min(data.len());
-        let x = normalise(&data.images[start * size..end * size]);
+        let x = normalise(graph, &data.images[start * size..end * size]);
         out.extend(backend.node_outputs(&x, end - start, &[node])?.remove(0));
     }
     Ok(out)

@@ -117,7 +117,7 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
         "inspect: forward passes over {} test images",
         test.len()
     )?;
-    let logits = backend.infer(&analysis::normalise(&test.images), test.len())?;
+    let logits = backend.infer(&analysis::normalise(graph, &test.images), test.len())?;
     let (confusion, mistakes) = analysis::mistakes(&logits, &test.labels, classes);
     let correct: u64 = (0..classes).map(|c| confusion[c][c]).sum();
     let accuracy = correct as f64 / test.len().max(1) as f64;
@@ -383,7 +383,7 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
     if !shown.is_empty() {
         let tiles: Vec<Tile> = shown
             .iter()
-            .map(|m| tile(w, h, &analysis::normalise(test.image(m.index))))
+            .map(|m| tile(w, h, &analysis::unit_pixels(test.image(m.index))))
             .collect::<Result<_>>()?;
         let captions: Vec<String> = shown
             .iter()
@@ -426,7 +426,7 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
     if let Some(layer) = pca_layer {
         const MAX_POINTS: usize = 5000;
         let sample = test.clone().truncated(MAX_POINTS);
-        let acts = analysis::layer_activations(backend.as_mut(), &sample, layer.node)?;
+        let acts = analysis::layer_activations(backend.as_mut(), graph, &sample, layer.node)?;
         let dims = graph.nodes[layer.node].output_len();
         match pca::fit(&acts, sample.len(), dims, 2) {
             Ok(fit) => {

@@ -5,7 +5,10 @@ use crate::gpu::{elementwise_groups, Binding, Dispatch, GpuContext, Kernels, Sha
 
 pub const DROPOUT: Shader = Shader {
     name: "dropout",
-    parts: &[include_str!("../../../shaders/dropout.wgsl")],
+    parts: &[
+        include_str!("../../../shaders/philox.wgsl"),
+        include_str!("../../../shaders/dropout.wgsl"),
+    ],
 };
 
 /// Mirrors `DropoutParams` in dropout.wgsl.
