@@ -145,6 +145,8 @@ pub trait Backend {
     ) -> Result<Vec<f32>>;
     /// Number of nodes in the planned graph.
     fn node_count(&self) -> usize;
+    /// The planned batch: the most rows `input_gradient` takes at once.
+    fn batch_size(&self) -> usize;
     /// The logits of `rows` inputs x.
     fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let last = self.node_count() - 1;
