@@ -30,6 +30,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+/// The largest batch planned (as `predict` and `inspect` plan).
+const MAX_BATCH: usize = 256;
+
 /// What to explain and where to write it.
 #[derive(Debug, Clone)]
 pub struct ExplainConfig {
@@ -265,7 +268,11 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
     cfg.settings.check(graph.input.h, graph.input.w)?;
     let inputs = load_inputs(cfg, graph)?;
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
-    let mut backend = infer::open_model(cfg.device, &model, log)?;
+    // One image's path gradients fill a batch: the GPU pads every batch to
+    // the planned size, so a larger one would compute padding.
+    let path_rows = (1 + usize::from(cfg.class.is_some())) * (cfg.settings.steps + 1);
+    let batch = path_rows.min(MAX_BATCH);
+    let mut backend = infer::open_model_batch(cfg.device, &model, batch, log)?;
 
     let started = Instant::now();
     let xs: Vec<Vec<f32>> = inputs.iter().map(|(_, x)| x.clone()).collect();
