@@ -150,6 +150,8 @@ pub trait Backend {
     fn device_bytes(&self) -> Option<(u64, u64)> {
         None
     }
+    /// The planned batch: the most rows `input_gradient` takes at once.
+    fn batch_size(&self) -> usize;
     /// The logits of `rows` inputs x.
     fn infer(&mut self, x: &[f32], rows: usize) -> Result<Vec<f32>> {
         let last = self.node_count() - 1;

@@ -42,6 +42,10 @@ pub enum Command {
     /// See what a saved model learned: weight templates, units per class, dead units,
     /// activation maximisation, mistakes, PCA; an HTML report with pictures.
     Inspect(InspectArgs),
+    /// Why a saved model predicts what it does for given images: top classes, saliency,
+    /// gradient × input, integrated gradients, occlusion and a CNN's feature maps; an HTML
+    /// page with pictures.
+    Explain(ExplainArgs),
     /// List the GPU adapters wgpu can see, best first.
     Devices,
     /// Speed of the kernels (matmul, conv2d, softmax) and of training on the adapter in
@@ -264,6 +268,47 @@ pub struct InspectArgs {
 }
 
 #[derive(Args)]
+pub struct ExplainArgs {
+    /// A model saved by `gpunet train --save`.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Image files (PNG, JPEG, GIF, BMP), prepared as `predict` prepares them.
+    pub images: Vec<PathBuf>,
+    /// Also explain these test images (numbered from 0), with their labels.
+    #[arg(long, num_args = 1..)]
+    pub test_index: Vec<usize>,
+    /// The test data for --test-index: a directory (IDX) or a fetched dataset's name.
+    #[arg(long, default_value = "data/mnist")]
+    pub data: PathBuf,
+    /// Where the page goes (index.html, explain.json and a folder of pictures per image).
+    #[arg(long, default_value = "explain")]
+    pub out: PathBuf,
+    #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
+    pub device: DeviceChoice,
+    /// Also explain this class (besides the predicted one).
+    #[arg(long)]
+    pub class: Option<usize>,
+    /// Integrated gradients: intervals of the path from the baseline (trapezoid rule).
+    #[arg(long, default_value_t = 64)]
+    pub steps: usize,
+    /// Integrated gradients: where the path starts.
+    #[arg(long, value_enum, default_value_t = crate::explain::attribution::Baseline::Black)]
+    pub baseline: crate::explain::attribution::Baseline,
+    /// Occlusion: the side of the grey patch, in pixels.
+    #[arg(long, default_value_t = 4)]
+    pub patch: usize,
+    /// Occlusion: pixels between patches.
+    #[arg(long, default_value_t = 2)]
+    pub stride: usize,
+    /// How many classes to list per image.
+    #[arg(long, default_value_t = 3)]
+    pub top: usize,
+    /// Print a summary as one JSON object on stdout (the full maps are in OUT/explain.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
 pub struct PredictArgs {
     /// A model saved by `gpunet train --save`.
     #[arg(long)]
@@ -382,6 +427,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval(args) => run_eval(args),
         Command::Predict(args) => run_predict(args),
         Command::Inspect(args) => run_inspect(args),
+        Command::Explain(args) => run_explain(args),
         Command::Bench(mut args) => {
             args.data = resolve_data_dir(args.data)?;
             crate::bench::run(&args)
@@ -573,6 +619,36 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
     let index = report::run(&cfg, &mut output::stderr())?;
     let mut out = output::stdout();
     writeln!(out, "{}", index.display())?;
+    out.flush()?;
+    Ok(())
+}
+
+fn run_explain(args: ExplainArgs) -> Result<()> {
+    use crate::explain::{self, attribution::Settings, ExplainConfig};
+    let cfg = ExplainConfig {
+        model: args.model,
+        images: args.images,
+        test_indices: args.test_index,
+        data: resolve_data_dir(args.data)?,
+        out: args.out,
+        device: args.device,
+        class: args.class,
+        settings: Settings {
+            steps: args.steps,
+            baseline: args.baseline,
+            patch: args.patch,
+            stride: args.stride,
+            top: args.top,
+        },
+    };
+    let (report, index, json) = explain::run(&cfg, &mut output::stderr())?;
+    let mut out = output::stdout();
+    if args.json {
+        let summary = serde_json::to_string(&report.summary(index, json))?;
+        writeln!(out, "{summary}")?;
+    } else {
+        writeln!(out, "{}", index.display())?;
+    }
     out.flush()?;
     Ok(())
 }

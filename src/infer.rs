@@ -21,6 +21,17 @@ pub fn open_model(
     model: &SavedModel,
     log: &mut dyn Write,
 ) -> Result<Box<dyn Backend>> {
+    open_model_batch(device, model, 256, log)
+}
+
+/// `open_model` planned for batches of `batch` rows (the GPU pads every
+/// batch to this size, and tunes its kernels for it).
+pub fn open_model_batch(
+    device: DeviceChoice,
+    model: &SavedModel,
+    batch: usize,
+    log: &mut dyn Write,
+) -> Result<Box<dyn Backend>> {
     let input = model.graph.input;
     let empty = Dataset::empty_like(input.c, input.h, input.w, model.graph.class_names());
     // The optimiser is never stepped; SGD needs the least state.
@@ -32,7 +43,7 @@ pub fn open_model(
     let mut backend = open_backend(
         device,
         &model.graph,
-        256,
+        batch.max(1),
         sgd,
         &model.params,
         empty.clone(),

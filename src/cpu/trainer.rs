@@ -236,6 +236,10 @@ impl Backend for CpuTrainer {
         self.graph.nodes.len()
     }
 
+    fn batch_size(&self) -> usize {
+        self.batch
+    }
+
     fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>> {
         let size = self.graph.input_size();
         ensure!(

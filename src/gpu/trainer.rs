@@ -199,6 +199,56 @@ fn loss(
     )
 }
 
+/// The launches of one training step: gather the batch, the forward pass
+/// in training mode, the loss and its gradient, the backward pass, and the
+/// optimiser's update of each weight-decay group.
+#[allow(clippy::too_many_arguments)]
+fn training_step(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    planner: &Planner,
+    train_split: &ResidentSplit,
+    optimizer: Optimizer,
+    params: &wgpu::Buffer,
+    grads: &wgpu::Buffer,
+    state: &[wgpu::Buffer],
+) -> Vec<Dispatch> {
+    let (graph, batch, acts) = (planner.graph, planner.batch, planner.acts);
+    let mut train_step = gather(ctx, kernels, graph, batch, acts, train_split, graph.augment);
+    train_step.extend(planner.forward(Mode::Train, Some(&train_split.steps.buffer)));
+    train_step.push(loss(
+        ctx,
+        kernels,
+        graph,
+        batch,
+        acts,
+        train_split,
+        graph.label_smoothing,
+    ));
+    let last = graph.nodes.len() - 1;
+    train_step.extend(planner.backward(last, false, false));
+    // One update per weight-decay group (one group unless --no-bias-decay).
+    for (range, decays) in graph.decay_groups() {
+        let optimizer = if decays {
+            optimizer
+        } else {
+            optimizer.without_weight_decay()
+        };
+        let part = |buf| Binding::range(buf, range.start, range.len());
+        let state_bindings: Vec<Binding> = state.iter().map(part).collect();
+        train_step.push(kernels.optimizer_update(
+            ctx,
+            &train_split.steps.buffer,
+            &optimizer,
+            range.len(),
+            part(params),
+            part(grads),
+            &state_bindings,
+        ));
+    }
+    train_step
+}
+
 impl GpuTrainer {
     /// Writes up to a batch of inputs into the batch buffer, zero-padded.
     fn write_batch(&self, x: &[f32]) -> Result<()> {
@@ -253,39 +303,23 @@ impl GpuTrainer {
         let mut eval_step = gather(&ctx, &kernels, graph, batch, &acts, &test_split, off);
         eval_step.extend(infer_step.iter().cloned());
         eval_step.push(loss(&ctx, &kernels, graph, batch, &acts, &test_split, 0.0));
-        let augment = graph.augment;
-        let mut train_step = gather(&ctx, &kernels, graph, batch, &acts, &train_split, augment);
-        train_step.extend(planner.forward(Mode::Train, Some(&train_split.steps.buffer)));
-        train_step.push(loss(
-            &ctx,
-            &kernels,
-            graph,
-            batch,
-            &acts,
-            &train_split,
-            graph.label_smoothing,
-        ));
-        let last = graph.nodes.len() - 1;
-        train_step.extend(planner.backward(last, false, false));
-        // One update per weight-decay group (one group unless --no-bias-decay).
-        for (range, decays) in graph.decay_groups() {
-            let optimizer = if decays {
-                optimizer
-            } else {
-                optimizer.without_weight_decay()
-            };
-            let part = |buf| Binding::range(buf, range.start, range.len());
-            let state_bindings: Vec<Binding> = state.iter().map(part).collect();
-            train_step.push(kernels.optimizer_update(
+        // A model opened for inference and analysis (no training images:
+        // `infer::open_model`) has no training step to plan, and so no
+        // training-mode forward or backward whose kernels to time.
+        let train_step = if train.is_empty() {
+            Vec::new()
+        } else {
+            training_step(
                 &ctx,
-                &train_split.steps.buffer,
-                &optimizer,
-                range.len(),
-                part(&params),
-                part(&grads),
-                &state_bindings,
-            ));
-        }
+                &kernels,
+                &planner,
+                &train_split,
+                optimizer,
+                &params,
+                &grads,
+                &state,
+            )
+        };
         ctx.check(guard)?;
 
         Ok(GpuTrainer {
@@ -565,6 +599,10 @@ impl Backend for GpuTrainer {
 
     fn node_count(&self) -> usize {
         self.graph.nodes.len()
+    }
+
+    fn batch_size(&self) -> usize {
+        self.batch
     }
 
     fn node_outputs(&mut self, x: &[f32], rows: usize, nodes: &[usize]) -> Result<Vec<Vec<f32>>> {
