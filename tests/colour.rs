@@ -8,49 +8,17 @@ mod common;
 
 use common::gpu;
 use gpunet::backend::Optimizer;
+use gpunet::data::synthetic::{write_colour_set, COLOUR_CLASSES};
 use gpunet::model_file;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
 use gpunet::train::{train, DeviceChoice, TrainConfig};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-const CLASSES: [&str; 4] = ["red square", "red cross", "blue square", "blue cross"];
-
-/// One CIFAR-10 record of class `label`: a 12×12 shape at a random place,
-/// in its colour, on dim noise.
-fn record(rng: &mut ChaCha8Rng, label: u8) -> Vec<u8> {
-    let (colour, cross) = (
-        [[220u8, 30, 30], [30, 30, 220]][label as usize / 2],
-        label % 2 == 1,
-    );
-    let (top, left): (i32, i32) = (rng.random_range(2..18), rng.random_range(2..18));
-    let mut rec = vec![label];
-    for value in colour {
-        for y in 0..32 {
-            for x in 0..32 {
-                let (dy, dx) = (y - top - 6, x - left - 6);
-                let inside = dy.abs() < 6 && dx.abs() < 6;
-                let on = inside && (!cross || dy.abs() < 2 || dx.abs() < 2);
-                let noise: u8 = rng.random_range(0..40);
-                rec.push(if on { value } else { noise });
-            }
-        }
-    }
-    rec
-}
+const CLASSES: [&str; 4] = COLOUR_CLASSES;
 
 fn write_dataset(dir: &Path) {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut batch = |n: usize| -> Vec<u8> {
-        (0..n)
-            .flat_map(|i| record(&mut rng, (i % 4) as u8))
-            .collect()
-    };
-    std::fs::write(dir.join("data_batch_1.bin"), batch(480)).unwrap();
-    std::fs::write(dir.join("test_batch.bin"), batch(120)).unwrap();
-    std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n")).unwrap();
+    write_colour_set(dir, 480, 120, 7).unwrap();
 }
 
 fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig {

@@ -8,6 +8,7 @@ mod dataset;
 pub mod fetch;
 pub mod idx;
 mod mnist;
+pub mod synthetic;
 
 pub use dataset::{load_dataset, Dataset, Split, NUM_CLASSES};
 pub use mnist::load_mnist;
