@@ -81,3 +81,44 @@ fn a_cnn_learns_colour_and_shape_on_both_devices() {
         assert!((gpu - cpu).abs() < 0.02, "GPU {gpu} and CPU {cpu} agree");
     }
 }
+
+/// `--model cifar` on the 4-class colour set ends in `dense4` (its preset
+/// string says `dense10`, CIFAR-10's head), saves the fitted spec, and
+/// resumes with `--model cifar` again. A written-out spec ending in the
+/// wrong width is still refused.
+#[test]
+fn the_cifar_preset_fits_its_head_to_the_class_count() {
+    let dir = tempfile::tempdir().unwrap();
+    write_colour_set(dir.path(), 8, 4, 3).unwrap();
+    let saved = dir.path().join("cifar.safetensors");
+    let cifar = |epochs: usize, resume: bool| TrainConfig {
+        spec: Some(ModelSpec::parse("cifar").unwrap()),
+        epochs,
+        batch: 4,
+        resume: resume.then(|| saved.clone()),
+        ..config(dir.path(), DeviceChoice::Cpu, Some(&saved))
+    };
+    final_accuracy(&cifar(1, false));
+    let model = model_file::load(&saved).unwrap();
+    assert_eq!(model.graph.classes(), 4);
+    let spec = model.graph.spec.to_string();
+    assert!(spec.ends_with(",gap,flatten,dense4"), "{spec}");
+    let head = model
+        .graph
+        .params
+        .iter()
+        .find(|p| p.name == "layers.19.weight")
+        .unwrap();
+    assert_eq!(head.shape, [4, 128]);
+    final_accuracy(&cifar(2, true));
+    assert_eq!(model_file::load(&saved).unwrap().progress.epochs_done, 2);
+    let written = TrainConfig {
+        spec: Some(ModelSpec::parse(gpunet::spec::CIFAR).unwrap()),
+        ..cifar(1, false)
+    };
+    let err = train(&written, &mut std::io::sink(), &mut |_| Ok(())).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("ends in 10 outputs but the data has 4 classes"),
+        "{err:#}"
+    );
+}

@@ -94,10 +94,14 @@ pub fn resolve_unit_layer(graph: &Graph, text: &str) -> Result<usize> {
         })
         .collect();
     if !text.contains('.') && !with_units.is_empty() {
+        let what = if with_units.len() > 1 {
+            "ambiguous: layer {} is a residual block with several layers that have units"
+        } else {
+            "layer {} is a residual block, whose layer with units is"
+        };
         bail!(
-            "--unit {text}: ambiguous: layer {} is a residual block with several layers that have units: {}; \
-             name one, e.g. --unit {}:UNIT ({ADDRESSING})",
-            n.spec_index,
+            "--unit {text}: {}: {}; name one, e.g. --unit {}:UNIT ({ADDRESSING})",
+            what.replace("{}", &n.spec_index.to_string()),
             listing(graph, with_units.iter().copied()),
             address(graph, with_units[0])
         );
