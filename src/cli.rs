@@ -72,8 +72,8 @@ pub struct TrainArgs {
     pub device: DeviceChoice,
     /// The network: `mlp`, `cnn`, `cifar`, a spec such as
     /// "conv16k3p1,relu,pool2,conv32k3p1,relu,pool2,dense128,relu,dense10", or a JSON file
-    /// {"layers": "..."}. Tokens: denseN, convCkK[sS][pP], poolK[sS], relu, tanh, sigmoid,
-    /// dropoutP, gap, flatten, res(TOKENS).
+    /// {"layers": "..."}. Tokens: denseN, convCkK[sS][pP], poolK[sS], bn, relu, tanh, sigmoid,
+    /// dropoutP, gap, flatten, res(TOKENS). `cifar`'s last layer takes the data's class count.
     #[arg(long, conflicts_with = "layers")]
     pub model: Option<String>,
     /// An MLP by its layer widths from input to classes, e.g. 784,256,128,10 (the default
@@ -224,14 +224,21 @@ pub struct InspectArgs {
     /// Use the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Also maximise this unit: LAYER:UNIT, the layer as numbered in the model spec
-    /// (its weights are layers.LAYER.weight), e.g. 0:5.
+    /// Also maximise this unit: LAYER:UNIT, LAYER a dense or conv layer as numbered in the
+    /// model spec (its weights are layers.LAYER.weight), e.g. 0:5; inside a residual block
+    /// add the path of its tensors: 3.body.0:5 is unit 5 of the block's first layer
+    /// (layers.3.body.0.weight), 3.shortcut:5 of its 1×1 projection.
     #[arg(long)]
     pub unit: Option<String>,
-    /// The layer (numbered as in the spec) whose activations PCA projects; default the last
-    /// hidden one.
+    /// The node whose activations PCA projects, any node by the same addresses as --unit
+    /// (a bn, a pool, a block's output: 3 alone is the block's sum); default the last hidden
+    /// dense or conv layer.
     #[arg(long)]
-    pub pca_layer: Option<usize>,
+    pub pca_layer: Option<String>,
+    /// Also tabulate the units per class of this node (any node, addressed as --pca-layer;
+    /// its channels are its units). Repeatable.
+    #[arg(long = "node", value_name = "NODE")]
+    pub nodes: Vec<String>,
     /// How many units and weights to list per class.
     #[arg(long, default_value_t = 5)]
     pub top: usize,
@@ -598,6 +605,7 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
         test_limit: args.test_limit,
         unit: args.unit.as_deref().map(report::parse_unit).transpose()?,
         pca_layer: args.pca_layer,
+        nodes: args.nodes,
         top_k: args.top,
         mistakes: args.mistakes,
         ascent: AscentSettings {

@@ -137,6 +137,10 @@ impl fmt::Display for LayerSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ModelSpec {
     pub layers: Vec<LayerSpec>,
+    /// The last dense layer takes the data's class count (`--model cifar`:
+    /// the preset is written with `dense10`, CIFAR-10's head); see
+    /// [`ModelSpec::for_classes`]. False for a spec the user wrote out.
+    pub head_follows_data: bool,
 }
 
 /// The default MLP: 784-128-10 with ReLU.
@@ -176,7 +180,8 @@ impl fmt::Display for ModelSpec {
 impl ModelSpec {
     /// Parses a spec string, or `mlp` / `cnn` / `cifar`.
     pub fn parse(text: &str) -> Result<ModelSpec> {
-        let text = match text.trim() {
+        let name = text.trim();
+        let text = match name {
             "mlp" => DEFAULT_MLP,
             "cnn" => DEFAULT_CNN,
             "cifar" => CIFAR,
@@ -184,7 +189,23 @@ impl ModelSpec {
         };
         Ok(ModelSpec {
             layers: parse_list(text, "layer")?,
+            head_follows_data: name == "cifar",
         })
+    }
+
+    /// The spec as it is built on data with `classes` classes: a preset
+    /// whose head follows the data gets a last dense layer of `classes`
+    /// outputs (`cifar` on a 4-class set ends in `dense4`); any other spec
+    /// comes back as it is, and the graph checks its head against the data.
+    pub fn for_classes(&self, classes: usize) -> ModelSpec {
+        let mut spec = self.clone();
+        if spec.head_follows_data {
+            if let Some(LayerSpec::Dense { outputs }) = spec.layers.last_mut() {
+                *outputs = classes;
+            }
+            spec.head_follows_data = false;
+        }
+        spec
     }
 
     /// An MLP from layer widths (input first) and the hidden activation.
@@ -196,7 +217,10 @@ impl ModelSpec {
                 layers.push(LayerSpec::Act(activation));
             }
         }
-        ModelSpec { layers }
+        ModelSpec {
+            layers,
+            head_follows_data: false,
+        }
     }
 
     /// Reads a JSON model file (see the module's documentation).
@@ -561,5 +585,25 @@ mod tests {
         let spec = ModelSpec::parse("cifar").unwrap();
         assert_eq!(spec.to_string(), CIFAR);
         assert_eq!(spec.layers.len(), 20);
+    }
+
+    /// `cifar`'s head takes the data's class count; a written-out spec
+    /// keeps its own (the graph then refuses a mismatch).
+    #[test]
+    fn the_cifar_head_follows_the_class_count() {
+        let cifar = ModelSpec::parse(" cifar ").unwrap();
+        let four = cifar.for_classes(4);
+        assert_eq!(four.layers.last(), Some(&LayerSpec::Dense { outputs: 4 }));
+        assert_eq!(four.layers[..19], cifar.layers[..19]);
+        assert!(four.to_string().ends_with(",gap,flatten,dense4"));
+        // Once fitted it is an ordinary spec: saved, reloaded and compared
+        // on --resume as written.
+        assert_eq!(ModelSpec::parse(&four.to_string()).unwrap(), four);
+        assert_eq!(four.for_classes(7), four);
+        assert_eq!(cifar.for_classes(10), ModelSpec::parse(CIFAR).unwrap());
+        for written in [CIFAR, "cnn", "mlp", "dense128,relu,dense10"] {
+            let spec = ModelSpec::parse(written).unwrap();
+            assert_eq!(spec.for_classes(4), spec, "{written}");
+        }
     }
 }

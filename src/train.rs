@@ -387,7 +387,9 @@ pub fn train(
         h: train_set.rows,
         w: train_set.cols,
     };
-    let spec = match (&resumed, &cfg.spec) {
+    let classes = train_set.classes.len();
+    let fitted = cfg.spec.as_ref().map(|spec| spec.for_classes(classes));
+    let spec = match (&resumed, &fitted) {
         (Some(saved), Some(spec)) if saved.graph.spec != *spec => bail!(
             "--resume: the checkpoint holds the model {}, not {spec}",
             saved.graph.spec
@@ -396,7 +398,7 @@ pub fn train(
         (None, Some(spec)) => spec.clone(),
         (None, None) => ModelSpec::parse("mlp")?,
     };
-    let mut graph = Graph::new(&spec, input, train_set.classes.len())?;
+    let mut graph = Graph::new(&spec, input, classes)?;
     graph.names = train_set.classes.clone();
     graph.normalization = match &resumed {
         Some(saved) => saved.graph.normalization.clone(),

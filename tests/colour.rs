@@ -13,6 +13,7 @@ use common::{assert_close, gpu};
 use gpunet::backend::{Backend, EpochPlan, Optimizer};
 use gpunet::checkpoint;
 use gpunet::cpu::CpuTrainer;
+use gpunet::data::synthetic::{colour_record, write_colour_set, COLOUR_CLASSES};
 use gpunet::data::{load_dataset, Dataset, Normalization, NormalizeChoice, Split};
 use gpunet::gpu::GpuTrainer;
 use gpunet::graph::{epoch_order, Graph, Shape};
@@ -23,45 +24,14 @@ use gpunet::ops::gather::{Augment, Draw};
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
 use gpunet::train::{train, DeviceChoice, TrainConfig};
-use rand::{Rng, SeedableRng};
+use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-const CLASSES: [&str; 4] = ["red square", "red cross", "blue square", "blue cross"];
-
-/// One CIFAR-10 record of class `label`: a 12×12 shape at a random place,
-/// in its colour, on dim noise.
-fn record(rng: &mut ChaCha8Rng, label: u8) -> Vec<u8> {
-    let (colour, cross) = (
-        [[220u8, 30, 30], [30, 30, 220]][label as usize / 2],
-        label % 2 == 1,
-    );
-    let (top, left): (i32, i32) = (rng.random_range(2..18), rng.random_range(2..18));
-    let mut rec = vec![label];
-    for value in colour {
-        for y in 0..32 {
-            for x in 0..32 {
-                let (dy, dx) = (y - top - 6, x - left - 6);
-                let inside = dy.abs() < 6 && dx.abs() < 6;
-                let on = inside && (!cross || dy.abs() < 2 || dx.abs() < 2);
-                let noise: u8 = rng.random_range(0..40);
-                rec.push(if on { value } else { noise });
-            }
-        }
-    }
-    rec
-}
+const CLASSES: [&str; 4] = COLOUR_CLASSES;
 
 fn write_dataset(dir: &Path) {
-    let mut rng = ChaCha8Rng::seed_from_u64(7);
-    let mut batch = |n: usize| -> Vec<u8> {
-        (0..n)
-            .flat_map(|i| record(&mut rng, (i % 4) as u8))
-            .collect()
-    };
-    std::fs::write(dir.join("data_batch_1.bin"), batch(480)).unwrap();
-    std::fs::write(dir.join("test_batch.bin"), batch(120)).unwrap();
-    std::fs::write(dir.join("batches.meta.txt"), CLASSES.join("\n")).unwrap();
+    write_colour_set(dir, 480, 120, 7).unwrap();
 }
 
 fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig {
@@ -126,7 +96,7 @@ fn a_cnn_learns_colour_and_shape_on_both_devices() {
     let mut rng = ChaCha8Rng::seed_from_u64(99);
     let files: Vec<std::path::PathBuf> = (0..8u8)
         .map(|i| {
-            let rec = record(&mut rng, i % 4);
+            let rec = colour_record(&mut rng, i % 4);
             let png = dir.path().join(format!("{i}.png"));
             let image = image::RgbImage::from_fn(64, 64, |x, y| {
                 let at = |c: usize| rec[1 + c * 1024 + (y / 2 * 32 + x / 2) as usize];
@@ -458,4 +428,45 @@ fn an_augmented_run_resumes_exactly() {
             "{device:?}: resumed run differs"
         );
     }
+}
+
+/// `--model cifar` on the 4-class colour set ends in `dense4` (its preset
+/// string says `dense10`, CIFAR-10's head), saves the fitted spec, and
+/// resumes with `--model cifar` again. A written-out spec ending in the
+/// wrong width is still refused.
+#[test]
+fn the_cifar_preset_fits_its_head_to_the_class_count() {
+    let dir = tempfile::tempdir().unwrap();
+    write_colour_set(dir.path(), 8, 4, 3).unwrap();
+    let saved = dir.path().join("cifar.safetensors");
+    let cifar = |epochs: usize, resume: bool| TrainConfig {
+        spec: Some(ModelSpec::parse("cifar").unwrap()),
+        epochs,
+        batch: 4,
+        resume: resume.then(|| saved.clone()),
+        ..config(dir.path(), DeviceChoice::Cpu, Some(&saved))
+    };
+    final_accuracy(&cifar(1, false));
+    let model = model_file::load(&saved).unwrap();
+    assert_eq!(model.graph.classes(), 4);
+    let spec = model.graph.spec.to_string();
+    assert!(spec.ends_with(",gap,flatten,dense4"), "{spec}");
+    let head = model
+        .graph
+        .params
+        .iter()
+        .find(|p| p.name == "layers.19.weight")
+        .unwrap();
+    assert_eq!(head.shape, [4, 128]);
+    final_accuracy(&cifar(2, true));
+    assert_eq!(model_file::load(&saved).unwrap().progress.epochs_done, 2);
+    let written = TrainConfig {
+        spec: Some(ModelSpec::parse(gpunet::spec::CIFAR).unwrap()),
+        ..cifar(1, false)
+    };
+    let err = train(&written, &mut std::io::sink(), &mut |_| Ok(())).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("ends in 10 outputs but the data has 4 classes"),
+        "{err:#}"
+    );
 }

@@ -203,8 +203,9 @@ fn the_report_is_complete_and_its_pictures_decode() {
         device: DeviceChoice::Cpu,
         data: mnist_dir(),
         test_limit: Some(300),
-        unit: Some((3, 2)),
+        unit: Some(("3".into(), 2)),
         pca_layer: None,
+        nodes: Vec::new(),
         top_k: 3,
         mistakes: 12,
         ascent: AscentSettings {
@@ -266,5 +267,237 @@ fn the_report_is_complete_and_its_pictures_decode() {
     assert_eq!(
         report["pca_explained_variance"].as_array().unwrap().len(),
         2
+    );
+}
+
+/// A backend holding `params` (and fresh running statistics: mean 0,
+/// variance 1) on `device`, for analyses without training.
+fn backend_with(graph: &Graph, params: &[f32], device: DeviceChoice) -> Box<dyn Backend> {
+    let empty = Dataset::empty_like(1, 28, 28, graph.class_names());
+    match device {
+        DeviceChoice::Cpu => Box::new(CpuTrainer::new(
+            graph,
+            64,
+            SGD,
+            params.to_vec(),
+            empty.clone(),
+            empty,
+        )),
+        _ => open_backend(
+            device,
+            graph,
+            64,
+            SGD,
+            params,
+            empty.clone(),
+            empty,
+            &mut std::io::sink(),
+        )
+        .unwrap(),
+    }
+}
+
+/// conv → bn → relu and conv → pool → bn → relu: a conv channel is dead
+/// when the ReLU after its bn never fires. γ = 0 makes the bn's output its
+/// β: channel 2 (β = −1) never fires, channel 1 (β = +1) always does,
+/// whatever the conv computes; the conv has no ReLU of its own.
+#[test]
+fn dead_units_are_judged_after_the_bn_that_follows() {
+    for spec in [
+        "conv4k3p1,bn,relu,pool2,dense10",
+        "conv4k3p1,pool2,bn,relu,dense10",
+    ] {
+        let graph = Graph::new(&ModelSpec::parse(spec).unwrap(), MNIST, 10).unwrap();
+        let bn = graph
+            .nodes
+            .iter()
+            .position(|n| n.op.label() == "bn, relu")
+            .unwrap();
+        let mut params = graph.init_params(3);
+        let (gamma, beta) = (
+            graph.params[graph.nodes[bn].params[0]].range(),
+            graph.params[graph.nodes[bn].params[1]].range(),
+        );
+        params[gamma.start + 1] = 0.0;
+        params[beta.start + 1] = 1.0;
+        params[gamma.start + 2] = 0.0;
+        params[beta.start + 2] = -1.0;
+        let test = test_set(100);
+        for device in devices() {
+            let mut backend = backend_with(&graph, &params, device);
+            let stats = analysis::unit_stats(backend.as_mut(), &graph, &test, 10).unwrap();
+            assert_eq!(stats[0].layer.label, "layers.0 (conv4k3p1)");
+            assert_eq!(stats[0].dead, [2], "{spec} on {device:?}");
+            assert_eq!(
+                stats[0].dead_at.as_deref(),
+                Some(graph.nodes[bn].label().as_str())
+            );
+            // The conv's own outputs are not what decides: channel 2 has
+            // positive values there.
+            assert!(stats[0].max[2] > 0.0, "{spec}: {:?}", stats[0].max);
+            // The bn node itself, studied as any node, agrees.
+            let at_bn = analysis::unit_stats_of(
+                backend.as_mut(),
+                &graph,
+                &test,
+                10,
+                vec![analysis::node_info(&graph, bn)],
+            )
+            .unwrap();
+            assert_eq!(at_bn[0].dead, [2]);
+            assert_eq!(at_bn[0].max[1], 1.0);
+            assert_eq!(at_bn[0].mean[0][1], 1.0, "channel 1 is β everywhere");
+        }
+    }
+}
+
+/// A network with bn and a residual block: the report shows every bn's
+/// running statistics (HTML and JSON, equal to the model's), studies the
+/// nodes --node names, projects the node --pca-layer names, maximises the
+/// conv a nested --unit names, and refuses ambiguous or wrong addresses
+/// before any analysis, explaining the addressing.
+#[test]
+fn the_report_knows_bn_and_residual_blocks() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("res.safetensors");
+    // 0 conv, 1 bn+relu, 3 the block (body 0 conv, 1 bn+relu, 3 conv, 4 bn), 4 relu, 5 pool, 6 dense.
+    train_model(
+        "conv4k3p1,bn,relu,res(conv4k3p1,bn,relu,conv4k3p1,bn),relu,pool2,dense10",
+        &path,
+        0,
+    );
+    let model = model_file::load(&path).unwrap();
+    let out = dir.path().join("report");
+    let cfg = InspectConfig {
+        model: path.clone(),
+        out: out.clone(),
+        device: DeviceChoice::Cpu,
+        data: mnist_dir(),
+        test_limit: Some(200),
+        unit: Some(("3.body.3".into(), 1)),
+        pca_layer: Some("3".into()),
+        nodes: vec!["5".into(), "layers.3.body.4".into()],
+        top_k: 2,
+        mistakes: 4,
+        ascent: AscentSettings {
+            steps: 10,
+            ..Default::default()
+        },
+        json: true,
+        prompts: None,
+    };
+    let index = report::run(&cfg, &mut std::io::sink()).unwrap();
+    let html = std::fs::read_to_string(&index).unwrap();
+    for text in [
+        "Batch norm",
+        "layers.3.body.1 (bn, relu) channel",
+        "running_var",
+        "layers.1: 64 training batches tracked",
+        "judged at",
+        "layers.1 (bn, relu)",
+    ] {
+        assert!(html.contains(text), "the report shows {text:?}");
+    }
+    let report: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("report.json")).unwrap()).unwrap();
+    let bns = report["batch_norm"].as_array().unwrap();
+    let names: Vec<&str> = bns.iter().map(|b| b["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["layers.1", "layers.3.body.1", "layers.3.body.4"]);
+    let graph = &model.graph;
+    for b in bns {
+        let name = b["name"].as_str().unwrap();
+        for (field, tensors, values) in [
+            ("running_mean", &graph.buffers, &model.buffers),
+            ("running_var", &graph.buffers, &model.buffers),
+            ("weight", &graph.params, &model.params),
+            ("bias", &graph.params, &model.params),
+        ] {
+            let info = tensors
+                .iter()
+                .find(|t| t.name == format!("{name}.{field}"))
+                .unwrap();
+            let json: Vec<f32> = b[field]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|v| v.as_f64().unwrap() as f32)
+                .collect();
+            assert_eq!(json, values[info.range()], "{name}.{field}");
+        }
+        // 2 epochs of 32 batches (2000 images, batch 64).
+        assert_eq!(b["num_batches_tracked"], 64);
+    }
+    let layers: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["layer"]["label"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        layers,
+        [
+            "layers.0 (conv4k3p1)",
+            "layers.3.body.0 (conv4k3p1)",
+            "layers.3.body.3 (conv4k3p1)",
+            "layers.5 (pool2)",
+            "layers.3.body.4 (bn)",
+        ]
+    );
+    let dead_at: Vec<&serde_json::Value> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| &l["dead_at"])
+        .collect();
+    assert_eq!(dead_at[0], "layers.1 (bn, relu)");
+    assert_eq!(dead_at[1], "layers.3.body.1 (bn, relu)");
+    assert!(
+        dead_at[2].is_null(),
+        "the block's second bn has no ReLU before the sum"
+    );
+    let unit_node = graph
+        .nodes
+        .iter()
+        .position(|n| n.name == "layers.3.body.3")
+        .unwrap();
+    let maximised = report["maximised"].as_array().unwrap();
+    assert_eq!(maximised[10]["node"], unit_node);
+    assert_eq!(maximised[10]["unit"], 1);
+    assert!(report["pca_layer"]
+        .as_str()
+        .unwrap()
+        .starts_with("layers.3 ("));
+
+    let refused = |unit: Option<&str>, pca: Option<&str>| {
+        let cfg = InspectConfig {
+            unit: unit.map(|u| (u.to_string(), 0)),
+            pca_layer: pca.map(str::to_string),
+            out: dir.path().join("refused"),
+            ..cfg.clone()
+        };
+        format!("{:#}", report::run(&cfg, &mut std::io::sink()).unwrap_err())
+    };
+    let err = refused(Some("3"), None);
+    assert!(
+        err.contains("--unit 3: ambiguous: layer 3 is a residual block with several layers that have units: 3.body.0 (conv4k3p1), 3.body.3 (conv4k3p1)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("3.body.0 is the first layer of the block at 3"),
+        "{err}"
+    );
+    let err = refused(Some("3.body.1"), None);
+    assert!(
+        err.contains("layers.3.body.1 (bn, relu) is not a dense or conv layer"),
+        "{err}"
+    );
+    let err = refused(None, Some("3.body.7"));
+    assert!(
+        err.contains("--pca-layer 3.body.7: no such node; layer 3 holds 3.body.0 (conv4k3p1)"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("refused").exists(),
+        "refused before writing anything"
     );
 }

@@ -538,3 +538,100 @@ fn snapshots_of_the_first_layer_are_saved() {
         }
     }
 }
+
+/// An independent reader (`tests/read_safetensors.py`: Python's json and
+/// struct, nothing else) sees in a file with bn and residual blocks exactly
+/// the tensors gpunet holds: PyTorch's names, dtypes, shapes (conv weights
+/// [out_c, in_c, k, k], dense [out, in], a shortcut [out_c, in_c, 1, 1],
+/// bn's vectors [C], num_batches_tracked an int64 scalar) and values, bit
+/// for bit, plus the model spec in the metadata.
+#[test]
+fn an_independent_reader_sees_pytorch_names_layouts_and_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bn_res.safetensors");
+    let spec = "conv2k3p1,bn,relu,res(conv2k3p1,bn,relu,conv4k3s2p1,bn),relu,gap,flatten,dense6,bn,relu,dense10";
+    run(&config(DeviceChoice::Cpu, spec, 1, Some(path.clone())));
+    let saved = model_file::load(&path).unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_safetensors.py");
+    let output = Command::new("python3")
+        .arg(&script)
+        .arg(&path)
+        .output()
+        .expect("python3 runs (the CI machine has it)");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let read: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let tensors = read["tensors"].as_object().unwrap();
+    let graph = &saved.graph;
+    let expected: Vec<(&gpunet::graph::ParamInfo, &[f32], &str)> = graph
+        .params
+        .iter()
+        .map(|p| (p, &saved.params[..], "F32"))
+        .chain(graph.buffers.iter().map(|b| {
+            let dtype = if b.name.ends_with(".num_batches_tracked") {
+                "I64"
+            } else {
+                "F32"
+            };
+            (b, &saved.buffers[..], dtype)
+        }))
+        .collect();
+    for (info, values, dtype) in &expected {
+        let t = &tensors
+            .get(&info.name)
+            .unwrap_or_else(|| panic!("the reader finds {}", info.name));
+        assert_eq!(t["dtype"], *dtype, "{}", info.name);
+        let shape: Vec<usize> = t["shape"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d.as_u64().unwrap() as usize)
+            .collect();
+        assert_eq!(shape, info.shape, "{}", info.name);
+        let read_values: Vec<f32> = t["values"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_f64().unwrap() as f32)
+            .collect();
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        assert_eq!(
+            bits(&read_values),
+            bits(&values[info.range()]),
+            "{}",
+            info.name
+        );
+    }
+    // Nothing else but the optimiser's state.
+    let model_tensors = tensors
+        .keys()
+        .filter(|n| !n.starts_with("optimizer."))
+        .count();
+    assert_eq!(model_tensors, expected.len());
+    // PyTorch's layouts, spelled out.
+    let shape = |name: &str| tensors[name]["shape"].clone();
+    assert_eq!(shape("layers.0.weight"), serde_json::json!([2, 1, 3, 3]));
+    assert_eq!(shape("layers.1.running_mean"), serde_json::json!([2]));
+    assert_eq!(shape("layers.1.num_batches_tracked"), serde_json::json!([]));
+    assert_eq!(
+        shape("layers.3.body.3.weight"),
+        serde_json::json!([4, 2, 3, 3])
+    );
+    assert_eq!(shape("layers.3.body.4.running_var"), serde_json::json!([4]));
+    assert_eq!(
+        shape("layers.3.shortcut.weight"),
+        serde_json::json!([4, 2, 1, 1])
+    );
+    assert_eq!(shape("layers.7.weight"), serde_json::json!([6, 4]));
+    assert_eq!(shape("layers.8.weight"), serde_json::json!([6]));
+    assert_eq!(shape("layers.10.weight"), serde_json::json!([10, 6]));
+    // 400 images in batches of 50.
+    assert_eq!(
+        tensors["layers.8.num_batches_tracked"]["values"],
+        serde_json::json!([8])
+    );
+    assert_eq!(read["metadata"]["gpunet.model"], spec);
+}

@@ -3,10 +3,15 @@
 //! parameters and output gradient, and checks
 //!   1. its CPU backward against central finite differences of its CPU
 //!      forward (every input and parameter gradient), and
-//!   2. its GPU forward and backward against the CPU ones, where an
-//!      adapter exists.
+//!   2. its GPU forward and backward against the CPU ones, and the buffers
+//!      the forward updates, where an adapter exists.
 //!
-//! A new op's test is then one call per shape.
+//! A new op's test is then one call per shape; `check_op_at` runs the same
+//! checks in a given mode, at a given training step and run seed (what
+//! dropout's masks depend on; the GPU side reads the step from a real step
+//! slot, as training binds it).
+//! Dropout's masks are also compared bit for bit across devices, and their
+//! rates measured over 2²⁰ values.
 //!
 //! Tolerances. Finite differences: f32 with h = 1e-2 on values of order 1,
 //! as in gradients.rs (2e-3 + 2e-2·|g|); coordinates whose ±h probes change
@@ -25,6 +30,9 @@ use gpunet::ops::add::Add;
 use gpunet::ops::bn::BatchNorm;
 use gpunet::ops::conv2d::Conv2d;
 use gpunet::ops::dense::Dense;
+use gpunet::ops::dropout::reference::dropout_forward;
+use gpunet::ops::dropout::Dropout;
+use gpunet::ops::gap::GlobalAvgPool;
 use gpunet::ops::pool::MaxPool;
 use gpunet::ops::{
     Activation, CpuBackward, CpuForward, Dtype, GpuBackward, GpuForward, Init, Mode, Op, Saved,
@@ -34,8 +42,33 @@ use rand_chacha::ChaCha8Rng;
 const H: f32 = 1e-2;
 const PROBES: usize = 40;
 
+/// When an op runs: its mode, the training step's number in the run and
+/// the run's seed.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    mode: Mode,
+    step: u64,
+    seed: u64,
+}
+
+/// The first training step of a run with seed 0 (what `check_op` uses).
+const TRAIN_STEP_0: At = At {
+    mode: Mode::Train,
+    step: 0,
+    seed: 0,
+};
+
+/// Evaluation (no step: dropout is the identity, bn uses its running
+/// statistics).
+const EVAL: At = At {
+    mode: Mode::Eval,
+    step: 0,
+    seed: 0,
+};
+
 /// An op's tensors for one check, all on the CPU.
 struct Case {
+    at: At,
     rows: usize,
     inputs: Vec<Vec<f32>>,
     params: Vec<Vec<f32>>,
@@ -59,10 +92,10 @@ fn initial_buffers(op: &dyn Op) -> Vec<Vec<f32>> {
         .collect()
 }
 
-/// The CPU forward in `mode`, updating `buffers`: output and saved tensors.
+/// The CPU forward at `at`, updating `buffers`: output and saved tensors.
 fn forward_in(
     op: &dyn Op,
-    mode: Mode,
+    at: At,
     rows: usize,
     inputs: &[Vec<f32>],
     params: &[Vec<f32>],
@@ -71,10 +104,10 @@ fn forward_in(
     let mut output = vec![0.0; rows * op.output().len()];
     let mut saved: Vec<Saved> = op.saved().iter().map(|d| Saved::zeros(d, rows)).collect();
     op.forward_cpu(CpuForward {
-        mode,
+        mode: at.mode,
         rows,
-        step: 0,
-        seed: 0,
+        step: at.step,
+        seed: at.seed,
         inputs: inputs.iter().map(Vec::as_slice).collect(),
         params: params.iter().map(Vec::as_slice).collect(),
         buffers: buffers.iter_mut().map(Vec::as_mut_slice).collect(),
@@ -84,16 +117,16 @@ fn forward_in(
     (output, saved)
 }
 
-/// The CPU forward in training mode from fresh buffers: output and saved
-/// tensors.
+/// The CPU forward at `at` from fresh buffers: output and saved tensors.
 fn forward(
     op: &dyn Op,
+    at: At,
     rows: usize,
     inputs: &[Vec<f32>],
     params: &[Vec<f32>],
 ) -> (Vec<f32>, Vec<Saved>) {
     let mut buffers = initial_buffers(op);
-    forward_in(op, Mode::Train, rows, inputs, params, &mut buffers)
+    forward_in(op, at, rows, inputs, params, &mut buffers)
 }
 
 /// What makes the loss non-smooth near a point: saved indices (a pool's
@@ -112,13 +145,13 @@ fn kinks(op: &dyn Op, output: &[f32], saved: &[Saved]) -> Vec<u32> {
     pattern
 }
 
-/// The CPU backward after a forward in `mode`: (parameter gradients,
-/// input gradients).
-fn backward_in(op: &dyn Op, mode: Mode, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+/// The CPU backward after a forward at the case's `at`: (parameter
+/// gradients, input gradients).
+fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut buffers = case.buffers.clone();
     let (output, saved) = forward_in(
         op,
-        mode,
+        case.at,
         case.rows,
         &case.inputs,
         &case.params,
@@ -150,11 +183,6 @@ fn backward_in(op: &dyn Op, mode: Mode, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<
             .collect(),
     });
     (grad_params, grad_inputs)
-}
-
-/// The CPU backward in training mode: (parameter gradients, input gradients).
-fn backward(op: &dyn Op, case: &Case) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
-    backward_in(op, Mode::Train, case)
 }
 
 /// The loss Σ dy ⊙ op(...) with one tensor replaced, and the kinks there.
@@ -191,7 +219,7 @@ fn check_against_differences(what: &str, at: &[f32], analytic: &[f32], loss_at: 
 fn check_reference(op: &dyn Op, case: &Case) {
     let (grad_params, grad_inputs) = backward(op, case);
     let loss = |inputs: &[Vec<f32>], params: &[Vec<f32>]| {
-        let (y, saved) = forward(op, case.rows, inputs, params);
+        let (y, saved) = forward(op, case.at, case.rows, inputs, params);
         let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
         (l, kinks(op, &y, &saved))
     };
@@ -224,20 +252,20 @@ fn check_reference(op: &dyn Op, case: &Case) {
     );
 }
 
-/// The GPU forward in `mode` and backward against the CPU ones, and the
-/// buffers the forward updates. With `padding` > 0 (training only) the GPU
-/// batch has that many rows past the case's (the step's batch_len stays the
-/// case's rows), filled with values far from the real ones: an op with
-/// batch statistics must leave them out, and pass them no gradient.
+/// The GPU forward at the case's `at` and backward against the CPU ones,
+/// and the buffers the forward updates. With `padding` > 0 (training only)
+/// the GPU batch has that many rows past the case's (the step's batch_len
+/// stays the case's rows), filled with values far from the real ones: an op
+/// with batch statistics must leave them out, and pass them no gradient.
 fn check_gpu(
     ctx: &GpuContext,
     kernels: &Kernels,
     op: &dyn Op,
     case: &Case,
     fan_in: usize,
-    mode: Mode,
     padding: usize,
 ) {
+    let mode = case.at.mode;
     assert!(
         padding == 0 || mode == Mode::Train,
         "padding rows are a training batch's"
@@ -246,13 +274,13 @@ fn check_gpu(
     let mut want_buffers = case.buffers.clone();
     let (want_y, _) = forward_in(
         op,
-        mode,
+        case.at,
         rows,
         &case.inputs,
         &case.params,
         &mut want_buffers,
     );
-    let (want_grad_params, want_grad_inputs) = backward_in(op, mode, case);
+    let (want_grad_params, want_grad_inputs) = backward(op, case);
     let padded = |v: &[f32]| {
         let per_row = v.len() / rows;
         let mut v = v.to_vec();
@@ -298,9 +326,10 @@ fn check_gpu(
         .iter()
         .map(|x| ctx.storage_init("dx", &vec![f32::NAN; batch * x.len() / rows]))
         .collect();
-    // One training step whose batch holds `rows` real examples.
+    // One training step, numbered as the case's, whose batch holds `rows`
+    // real examples.
     let steps = StepSlots::new(ctx, "steps", 1);
-    steps.write_epoch(ctx, rows, batch, 0, &[]);
+    steps.write_epoch(ctx, rows, batch, case.at.step as usize, &[]);
     fn whole(bufs: &[wgpu::Buffer]) -> Vec<Binding<'_>> {
         bufs.iter().map(Binding::whole).collect()
     }
@@ -311,7 +340,7 @@ fn check_gpu(
         mode,
         batch,
         steps: (mode == Mode::Train).then_some(&steps.buffer),
-        seed: 0,
+        seed: case.at.seed,
         inputs: whole(&inputs),
         params: whole(&params),
         buffers: whole(&buffers),
@@ -366,6 +395,7 @@ fn check_gpu(
 
 fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) -> Case {
     Case {
+        at: TRAIN_STEP_0,
         rows,
         inputs: input_shapes
             .iter()
@@ -386,12 +416,20 @@ fn case(rng: &mut ChaCha8Rng, op: &dyn Op, input_shapes: &[Shape], rows: usize) 
 /// `fan_in` bounds the products summed into one output (for the GPU
 /// tolerance).
 fn check_op(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize) {
+    check_op_at(op, input_shapes, rows, fan_in, TRAIN_STEP_0);
+}
+
+/// `check_op` in `at`'s mode, at its step and seed.
+fn check_op_at(op: &dyn Op, input_shapes: &[Shape], rows: usize, fan_in: usize, at: At) {
     let mut rng = rng(input_shapes.len() as u64 * 1000 + rows as u64);
-    let case = case(&mut rng, op, input_shapes, rows);
+    let case = Case {
+        at,
+        ..case(&mut rng, op, input_shapes, rows)
+    };
     check_reference(op, &case);
     if let Some(ctx) = gpu() {
         let kernels = Kernels::new(&ctx);
-        check_gpu(&ctx, &kernels, op, &case, fan_in, Mode::Train, 0);
+        check_gpu(&ctx, &kernels, op, &case, fan_in, 0);
     }
 }
 
@@ -497,15 +535,16 @@ fn batch_norm_on_the_gpu_leaves_the_padding_rows_out() {
         };
         let case = case(&mut rng(rows as u64), &op, &[shape], rows);
         let m = rows * shape.h * shape.w;
-        check_gpu(&ctx, &kernels, &op, &case, m, Mode::Train, padding);
+        check_gpu(&ctx, &kernels, &op, &case, m, padding);
     }
 }
 
-/// A case for `op` whose running statistics have been trained away from
-/// their starting values.
+/// An evaluation case for `op` whose running statistics have been trained
+/// away from their starting values.
 fn trained_bn_case(op: &BatchNorm, rows: usize, seed: u64) -> Case {
     let mut rng = rng(seed);
     let mut case = case(&mut rng, op, &[op.shape], rows);
+    case.at = EVAL;
     let c = op.shape.c;
     case.buffers = vec![
         random_vec(&mut rng, c, 2.0),
@@ -530,14 +569,7 @@ fn batch_norm_eval_uses_the_running_statistics() {
     let rows = 4;
     let case = trained_bn_case(&op, rows, 11);
     let mut buffers = case.buffers.clone();
-    let (y, _) = forward_in(
-        &op,
-        Mode::Eval,
-        rows,
-        &case.inputs,
-        &case.params,
-        &mut buffers,
-    );
+    let (y, _) = forward_in(&op, EVAL, rows, &case.inputs, &case.params, &mut buffers);
     assert_eq!(buffers, case.buffers, "eval leaves the running statistics");
     let (x, gamma, beta) = (&case.inputs[0], &case.params[0], &case.params[1]);
     let (running_mean, running_var) = (&case.buffers[0], &case.buffers[1]);
@@ -554,12 +586,12 @@ fn batch_norm_eval_uses_the_running_statistics() {
         );
         dx[i] = (scale * f64::from(case.grad_output[i])) as f32;
     }
-    let (grad_params, grad_inputs) = backward_in(&op, Mode::Eval, &case);
+    let (grad_params, grad_inputs) = backward(&op, &case);
     assert_close("eval dx", &grad_inputs[0], &dx, 1e-6, 1e-5);
     // The reference's eval backward against differences of its eval forward.
     let loss = |inputs: &[Vec<f32>], params: &[Vec<f32>]| {
         let mut buffers = case.buffers.clone();
-        let (y, _) = forward_in(&op, Mode::Eval, rows, inputs, params, &mut buffers);
+        let (y, _) = forward_in(&op, EVAL, rows, inputs, params, &mut buffers);
         let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
         (l, Vec::new())
     };
@@ -581,7 +613,7 @@ fn batch_norm_eval_uses_the_running_statistics() {
         };
         for (op, case) in [(op, case), (relu, trained_bn_case(&relu, 5, 12))] {
             let m = case.rows * op.shape.h * op.shape.w;
-            check_gpu(&ctx, &kernels, &op, &case, m, Mode::Eval, 0);
+            check_gpu(&ctx, &kernels, &op, &case, m, 0);
         }
     }
 }
@@ -625,7 +657,7 @@ fn batch_norm_running_statistics_follow_pytorch() {
         let params = vec![vec![1.0; op.shape.c], vec![0.0; op.shape.c]];
         let inputs = vec![x.clone()];
         let mut buffers = initial_buffers(&op);
-        let (y, _) = forward_in(&op, Mode::Train, rows, &inputs, &params, &mut buffers);
+        let (y, _) = forward_in(&op, TRAIN_STEP_0, rows, &inputs, &params, &mut buffers);
         assert_close("running_mean, 1", &buffers[0], &after_one[0], 1e-6, 1e-6);
         assert_close("running_var, 1", &buffers[1], &after_one[1], 1e-6, 1e-6);
         assert_eq!(buffers[2], [1.0], "num_batches_tracked, 1");
@@ -636,28 +668,21 @@ fn batch_norm_running_statistics_follow_pytorch() {
             ];
             assert_close("y, first row", &y[..2], &want, 1e-6, 1e-6);
         }
-        forward_in(&op, Mode::Train, rows, &inputs, &params, &mut buffers);
+        forward_in(&op, TRAIN_STEP_0, rows, &inputs, &params, &mut buffers);
         assert_close("running_mean, 2", &buffers[0], &after_two[0], 1e-6, 1e-6);
         assert_close("running_var, 2", &buffers[1], &after_two[1], 1e-6, 1e-6);
         assert_eq!(buffers[2], [2.0], "num_batches_tracked, 2");
         // The GPU's forward updates them alike.
         if let Some(ctx) = gpu() {
             let case = Case {
+                at: TRAIN_STEP_0,
                 rows,
                 inputs,
                 params,
                 buffers: initial_buffers(&op),
                 grad_output: vec![0.5; x.len()],
             };
-            check_gpu(
-                &ctx,
-                &Kernels::new(&ctx),
-                &op,
-                &case,
-                x.len(),
-                Mode::Train,
-                0,
-            );
+            check_gpu(&ctx, &Kernels::new(&ctx), &op, &case, x.len(), 0);
         }
     }
 }
@@ -679,7 +704,7 @@ fn a_wrong_gradient_is_caught() {
     }
     let loss = |w: &[f32]| {
         let params = vec![w.to_vec(), case.params[1].clone()];
-        let (y, saved) = forward(&op, 2, &case.inputs, &params);
+        let (y, saved) = forward(&op, TRAIN_STEP_0, 2, &case.inputs, &params);
         let l: f32 = y.iter().zip(&case.grad_output).map(|(a, b)| a * b).sum();
         (l, kinks(&op, &y, &saved))
     };
@@ -687,4 +712,210 @@ fn a_wrong_gradient_is_caught() {
         check_against_differences("doubled dW", &case.params[0], &grad_params[0], &loss)
     });
     assert!(caught.is_err(), "a doubled gradient must fail the check");
+}
+
+#[test]
+fn gap() {
+    for (c, h, w, rows) in [(3, 5, 7, 2), (4, 1, 1, 3), (17, 8, 8, 2)] {
+        let op = GlobalAvgPool {
+            input: Shape { c, h, w },
+        };
+        check_op(&op, &[op.input], rows, h * w);
+    }
+}
+
+fn dropout_op(shape: Shape, p: f32, stream: u32) -> Dropout {
+    Dropout { shape, p, stream }
+}
+
+/// Training mode at a late step and a seed with its high bits set: the
+/// reference against finite differences with the step's mask fixed, and the
+/// GPU against the reference. Evaluation mode: the identity.
+#[test]
+fn dropout() {
+    for (shape, p, rows) in [
+        (Shape { c: 3, h: 5, w: 7 }, 0.5, 2),
+        (flat(65), 0.2, 3),
+        (flat(9), 0.0, 1),
+    ] {
+        let op = dropout_op(shape, p, 3);
+        for mode in [Mode::Train, Mode::Eval] {
+            let at = At {
+                mode,
+                step: 1_000_003,
+                seed: 0xfeed_beef_0000_0007,
+            };
+            check_op_at(&op, &[shape], rows, 1, at);
+        }
+    }
+}
+
+/// The GPU's forward of `op` at `at` on one input: its output and its saved
+/// tensors, as raw 32-bit words.
+fn gpu_forward_words(
+    ctx: &GpuContext,
+    kernels: &Kernels,
+    op: &dyn Op,
+    at: At,
+    rows: usize,
+    x: &[f32],
+) -> (Vec<u32>, Vec<Vec<u32>>) {
+    let input = ctx.storage_init("x", x);
+    let output = ctx.storage_zeroed("y", rows * op.output().len());
+    let saved: Vec<wgpu::Buffer> = op
+        .saved()
+        .iter()
+        .map(|d| ctx.storage_zeroed(d.name, d.elements(rows)))
+        .collect();
+    let slots = StepSlots::new(ctx, "steps", 1);
+    slots.write_epoch(ctx, rows, rows, at.step as usize, &[]);
+    let list = op.forward_gpu(GpuForward {
+        ctx,
+        kernels,
+        mode: at.mode,
+        batch: rows,
+        steps: (at.mode == Mode::Train).then_some(&slots.buffer),
+        seed: at.seed,
+        inputs: vec![Binding::whole(&input)],
+        params: Vec::new(),
+        buffers: Vec::new(),
+        output: Binding::whole(&output),
+        saved: saved.iter().map(Binding::whole).collect(),
+    });
+    ctx.run(&list);
+    let y = ctx.read(&output, 0, rows * op.output().len()).unwrap();
+    let saved = saved
+        .iter()
+        .zip(op.saved())
+        .map(|(b, d)| ctx.read(b, 0, d.elements(rows)).unwrap())
+        .collect();
+    (y, saved)
+}
+
+fn words(v: &[f32]) -> Vec<u32> {
+    v.iter().map(|x| x.to_bits()).collect()
+}
+
+/// The GPU draws the CPU's mask bit for bit (the same Philox on both), so
+/// the outputs are equal too: over 37 rows of 3×11×13 (not a multiple of
+/// the workgroup), at several steps, seeds (high words included) and streams.
+#[test]
+fn dropout_masks_are_the_same_on_both_devices() {
+    let Some(ctx) = gpu() else { return };
+    let kernels = Kernels::new(&ctx);
+    let shape = Shape { c: 3, h: 11, w: 13 };
+    let rows = 37;
+    let x = random_vec(&mut rng(40), rows * shape.len(), 1.0);
+    for (p, step, seed, stream, mode) in [
+        (0.5, 0, 0, 0, Mode::Train),
+        (0.1, 7, u64::MAX - 5, 2, Mode::Train),
+        (0.9, 123_456, 0xdead_beef_0000_0001, 17, Mode::Train),
+        (0.5, 3, 1, 0, Mode::Eval),
+    ] {
+        let op = dropout_op(shape, p, stream);
+        let at = At { mode, step, seed };
+        let (want_y, want_saved) = forward(&op, at, rows, std::slice::from_ref(&x), &[]);
+        let (got_y, got_saved) = gpu_forward_words(&ctx, &kernels, &op, at, rows, &x);
+        let what = format!("p {p}, step {step}, seed {seed:#x}, stream {stream}, {mode:?}");
+        assert_eq!(got_saved[0], words(want_saved[0].f32s()), "{what}: mask");
+        assert_eq!(got_y, words(&want_y), "{what}: output");
+        let dropped = want_saved[0].f32s().iter().filter(|&&m| m == 0.0).count();
+        match mode {
+            Mode::Train => assert!(dropped > 0 && dropped < x.len(), "{what}: some dropped"),
+            Mode::Eval => assert_eq!(want_y, x, "{what}: the identity"),
+        }
+    }
+}
+
+/// The mask's statistics over n = 2²⁰ values of the reference (which the
+/// GPU matches bit for bit, above): the kept fraction is 1 − p, the mean of
+/// an input of ones stays 1 (inverted scaling), and masks of neighbouring
+/// values, of consecutive steps, of two streams and of two seeds are
+/// independent (both kept with probability (1 − p)²). Each estimate is a
+/// mean of n Bernoulli (or bounded) draws, so it must lie within 5 standard
+/// deviations of its expectation: a false failure has probability below
+/// 6·10⁻⁷ per comparison.
+#[test]
+fn dropout_keeps_one_minus_p_of_the_values() {
+    let n = 1 << 20;
+    let ones = vec![1.0f32; n];
+    let mask = |p: f32, seed: u64, step: u32, stream: u32| -> Vec<bool> {
+        let op = dropout_op(flat(n), p, stream);
+        let (mut y, mut m) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(
+            &ones,
+            &mut y,
+            &mut m,
+            op.threshold(),
+            op.scale(),
+            seed,
+            step,
+            stream,
+        );
+        m.iter().map(|&v| v != 0.0).collect()
+    };
+    let within = |what: &str, got: f64, want: f64, sd: f64| {
+        assert!(
+            (got - want).abs() <= 5.0 * sd,
+            "{what}: {got} vs {want} (5 standard deviations: {})",
+            5.0 * sd
+        );
+    };
+    let fraction = |hits: usize| hits as f64 / n as f64;
+    let both =
+        |a: &[bool], b: &[bool]| fraction(a.iter().zip(b).filter(|(x, y)| **x && **y).count());
+    for p in [0.1f32, 0.5, 0.8] {
+        let keep = 1.0 - f64::from(p);
+        let sd = |q: f64| (q * (1.0 - q) / n as f64).sqrt();
+        let m = mask(p, 42, 9, 1);
+        let kept = fraction(m.iter().filter(|&&k| k).count());
+        within(&format!("p {p}: kept fraction"), kept, keep, sd(keep));
+        // y = mask·1: mean 1, variance (1 − keep)/keep.
+        let op = dropout_op(flat(n), p, 1);
+        let (mut y, mut scratch) = (vec![0.0; n], vec![0.0; n]);
+        dropout_forward(
+            &ones,
+            &mut y,
+            &mut scratch,
+            op.threshold(),
+            op.scale(),
+            42,
+            9,
+            1,
+        );
+        let mean = y.iter().map(|&v| f64::from(v)).sum::<f64>() / n as f64;
+        within(
+            &format!("p {p}: mean of y"),
+            mean,
+            1.0,
+            ((1.0 - keep) / keep / n as f64).sqrt(),
+        );
+        let pair = keep * keep;
+        within(
+            &format!("p {p}: neighbours"),
+            both(&m[1..], &m[..n - 1]) * n as f64 / (n - 1) as f64,
+            pair,
+            sd(pair) * 1.01,
+        );
+        within(
+            &format!("p {p}: next step"),
+            both(&m, &mask(p, 42, 10, 1)),
+            pair,
+            sd(pair),
+        );
+        within(
+            &format!("p {p}: other stream"),
+            both(&m, &mask(p, 42, 9, 2)),
+            pair,
+            sd(pair),
+        );
+        within(
+            &format!("p {p}: other seed"),
+            both(&m, &mask(p, 43, 9, 1)),
+            pair,
+            sd(pair),
+        );
+    }
+    // p = 0 keeps everything.
+    assert!(mask(0.0, 1, 2, 3).iter().all(|&k| k));
 }

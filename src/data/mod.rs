@@ -10,6 +10,7 @@ pub mod folder;
 pub mod idx;
 mod mnist;
 mod normalization;
+pub mod synthetic;
 
 pub use dataset::{load_dataset, load_dataset_sized, Dataset, Split, NUM_CLASSES};
 pub use mnist::load_mnist;

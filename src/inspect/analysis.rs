@@ -4,6 +4,7 @@
 //! backward pass), the most confident mistakes, and a hidden layer's
 //! activations for PCA. Runs on whichever backend it is given.
 
+use super::nodes;
 use crate::backend::Backend;
 use crate::data::Dataset;
 use crate::graph::{Activation, Graph};
@@ -49,20 +50,23 @@ pub struct LayerInfo {
 /// The nodes with units to study (dense and conv layers), with their spec
 /// positions.
 pub fn layers(graph: &Graph) -> Vec<LayerInfo> {
-    graph
-        .nodes
-        .iter()
-        .enumerate()
-        .filter_map(|(node, n)| {
-            Some(LayerInfo {
-                node,
-                spec_index: n.spec_index,
-                label: n.label(),
-                units: n.op.units()?,
-                activation: n.op.activation(),
-            })
-        })
+    (0..graph.nodes.len())
+        .filter(|&node| graph.nodes[node].op.units().is_some())
+        .map(|node| node_info(graph, node))
         .collect()
+}
+
+/// Any node as a layer to study (`inspect --node`): its units are its
+/// output's channels (a dense layer's outputs, a conv's or a bn's channels).
+pub fn node_info(graph: &Graph, node: usize) -> LayerInfo {
+    let n = &graph.nodes[node];
+    LayerInfo {
+        node,
+        spec_index: n.spec_index,
+        label: n.label(),
+        units: n.op.units().unwrap_or(n.op.output().c),
+        activation: n.op.activation(),
+    }
 }
 
 /// Per-class statistics of one layer's units over a data set.
@@ -75,9 +79,13 @@ pub struct UnitStats {
     /// Over all examples: the mean and the largest activation of each unit.
     pub overall_mean: Vec<f32>,
     pub max: Vec<f32>,
-    /// ReLU units whose activation is zero on every example (and, for a
-    /// conv channel, at every position).
+    /// Units whose ReLU outputs zero on every example (and, for a conv
+    /// channel, at every position), judged at `dead_at`.
     pub dead: Vec<usize>,
+    /// The label of the node whose ReLU decides: the layer itself, or the
+    /// bn (after a pool, say) that its output goes through first; None when
+    /// no ReLU follows (see `nodes::fires_at`), and then no unit is dead.
+    pub dead_at: Option<String>,
 }
 
 impl UnitStats {
@@ -114,7 +122,29 @@ pub fn unit_stats(
         .into_iter()
         .filter(|l| l.node + 1 < graph.nodes.len())
         .collect();
-    let nodes: Vec<usize> = hidden.iter().map(|l| l.node).collect();
+    unit_stats_of(backend, graph, data, classes, hidden)
+}
+
+/// Per-class statistics of the units of the given layers (any nodes, see
+/// [`node_info`]) over `data`.
+pub fn unit_stats_of(
+    backend: &mut dyn Backend,
+    graph: &Graph,
+    data: &Dataset,
+    classes: usize,
+    hidden: Vec<LayerInfo>,
+) -> Result<Vec<UnitStats>> {
+    // Each layer's own output, then the outputs that decide its liveness.
+    let judges: Vec<Option<usize>> = hidden
+        .iter()
+        .map(|l| nodes::fires_at(graph, l.node))
+        .collect();
+    let mut nodes: Vec<usize> = hidden.iter().map(|l| l.node).collect();
+    nodes.extend(judges.iter().flatten());
+    let mut fired: Vec<Vec<f32>> = hidden
+        .iter()
+        .map(|l| vec![f32::NEG_INFINITY; l.units])
+        .collect();
     // Sums in f64: Σx and Σx² per class and unit, the count per class, the max.
     let mut sum: Vec<Vec<Vec<f64>>> = hidden
         .iter()
@@ -131,6 +161,16 @@ pub fn unit_stats(
         let end = (start + CHUNK).min(data.len());
         let x = normalise(graph, &data.images[start * size..end * size]);
         let outputs = backend.node_outputs(&x, end - start, &nodes)?;
+        let mut judged = outputs[hidden.len()..].iter();
+        for (l, judge) in judges.iter().enumerate() {
+            let Some(judge) = *judge else { continue };
+            let out = judged.next().expect("one output per judging node");
+            let positions = graph.nodes[judge].output_len() / hidden[l].units;
+            for (i, chunk) in out.chunks(positions).enumerate() {
+                let u = i % hidden[l].units;
+                fired[l][u] = chunk.iter().cloned().fold(fired[l][u], f32::max);
+            }
+        }
         for (l, (layer, out)) in hidden.iter().zip(&outputs).enumerate() {
             let per_example = graph.nodes[layer.node].output_len();
             let positions = per_example / layer.units;
@@ -182,10 +222,9 @@ pub fn unit_stats(
                     ((0..classes).map(|c| sum[l][c][u]).sum::<f64>() / total.max(1) as f64) as f32
                 })
                 .collect();
-            let dead = if layer.activation == Activation::Relu {
-                (0..layer.units).filter(|&u| max[l][u] <= 0.0).collect()
-            } else {
-                Vec::new()
+            let dead = match judges[l] {
+                Some(_) => (0..layer.units).filter(|&u| fired[l][u] <= 0.0).collect(),
+                None => Vec::new(),
             };
             UnitStats {
                 layer,
@@ -194,6 +233,7 @@ pub fn unit_stats(
                 overall_mean,
                 max: max[l].clone(),
                 dead,
+                dead_at: judges[l].map(|j| graph.nodes[j].label()),
             }
         })
         .collect())

@@ -6,7 +6,11 @@
 //!   units, first-layer templates, the strongest output weights, inputs
 //!   that maximise a unit (gradient ascent through the backward pass), the
 //!   most confident mistakes and the confusion matrix, a layer's
-//!   activations.
+//!   activations; dead units judged after the bn a layer's output goes
+//!   through, and per-class statistics of any node.
+//! - [`nodes`]: which node an address means (`0`, `3.body.0`; `--unit`,
+//!   `--pca-layer`, `--node`), where a layer's units are judged alive, and
+//!   each bn node's running statistics and parameters.
 //! - [`pca`]: principal components of those activations, to draw in 2-D.
 //! - [`render`]: the pictures, one module per drawer (`grid.rs`,
 //!   `confusion.rs`, `scatter.rs`), with [`colormap`] for their colours and
@@ -102,6 +106,7 @@
 pub mod analysis;
 pub mod colormap;
 pub mod html;
+pub mod nodes;
 pub mod pca;
 pub mod prompts;
 pub mod render;

@@ -4,6 +4,7 @@
 
 use super::analysis::{self, AscentSettings, LayerInfo, Maximised, Mistake, UnitStats};
 use super::html::{self, Figure, Section, Table};
+use super::nodes::{self, BatchNormState};
 use super::pca;
 use super::render::{self, GridOptions, Tile};
 use crate::backend::Backend;
@@ -25,10 +26,14 @@ pub struct InspectConfig {
     pub device: DeviceChoice,
     pub data: PathBuf,
     pub test_limit: Option<usize>,
-    /// `(spec layer, unit)` to maximise besides the output classes.
-    pub unit: Option<(usize, usize)>,
-    /// The spec layer whose activations PCA projects (default: the last hidden one).
-    pub pca_layer: Option<usize>,
+    /// `(layer address, unit)` to maximise besides the output classes; the
+    /// address as `nodes::resolve_unit_layer` reads it (`0`, `3.body.0`).
+    pub unit: Option<(String, usize)>,
+    /// The node whose activations PCA projects, any node by its address
+    /// (default: the last hidden dense or conv layer).
+    pub pca_layer: Option<String>,
+    /// More nodes (any, by address) whose units per class to tabulate.
+    pub nodes: Vec<String>,
     pub top_k: usize,
     pub mistakes: usize,
     pub ascent: AscentSettings,
@@ -50,6 +55,8 @@ pub struct InspectReport {
     pub most_confident_mistakes: Vec<Mistake>,
     pub pca_layer: Option<String>,
     pub pca_explained_variance: Vec<f32>,
+    /// Each bn node's running statistics, weight and bias per channel.
+    pub batch_norm: Vec<BatchNormState>,
     pub template_class_correlation: Option<Vec<Vec<f64>>>,
 }
 
@@ -57,16 +64,20 @@ fn tile(w: usize, h: usize, values: &[f32]) -> Result<Tile> {
     Tile::new(w, h, values.to_vec())
 }
 
-/// Parses `--unit layer:index`.
-pub fn parse_unit(text: &str) -> Result<(usize, usize)> {
-    let (layer, unit) = text.split_once(':').with_context(|| {
-        format!("--unit {text:?}: expected LAYER:UNIT, e.g. 0:5 for unit 5 of layers.0")
+/// Parses `--unit LAYER:UNIT`; LAYER is an address (`0`, `3.body.0`),
+/// resolved against the model in `run`.
+pub fn parse_unit(text: &str) -> Result<(String, usize)> {
+    let (layer, unit) = text.rsplit_once(':').with_context(|| {
+        format!(
+            "--unit {text:?}: expected LAYER:UNIT, e.g. 0:5 for unit 5 of layers.0, \
+             or 3.body.0:5 inside the residual block at 3"
+        )
     })?;
+    if layer.trim().is_empty() {
+        bail!("--unit {text:?}: the layer is missing; expected LAYER:UNIT, e.g. 0:5");
+    }
     Ok((
-        layer
-            .trim()
-            .parse()
-            .with_context(|| format!("--unit {text:?}: layer"))?,
+        layer.trim().to_string(),
         unit.trim()
             .parse()
             .with_context(|| format!("--unit {text:?}: unit"))?,
@@ -87,6 +98,21 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
             model.graph.input
         );
     }
+    let graph = &model.graph;
+    // Addresses first, so that a wrong one fails before any analysis runs.
+    let unit_layer = match &cfg.unit {
+        Some((address, unit)) => Some((nodes::resolve_unit_layer(graph, address)?, *unit)),
+        None => None,
+    };
+    let pca_node = match &cfg.pca_layer {
+        Some(address) => Some(nodes::resolve_node(graph, address, "--pca-layer")?),
+        None => None,
+    };
+    let extra_nodes: Vec<usize> = cfg
+        .nodes
+        .iter()
+        .map(|address| nodes::resolve_node(graph, address, "--node"))
+        .collect::<Result<_>>()?;
     let mut test = load_dataset(&cfg.data, Split::Test)?;
     if let Some(n) = cfg.test_limit {
         test = test.truncated(n);
@@ -107,7 +133,6 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
     std::fs::create_dir_all(&cfg.out).with_context(|| format!("creating {}", cfg.out.display()))?;
     let mut backend = infer::open_model(cfg.device, &model, log)?;
     let classes = model.graph.classes();
-    let graph = &model.graph;
     let layers = analysis::layers(graph);
     let mut sections = Vec::new();
     let out = |name: &str| cfg.out.join(name);
@@ -255,9 +280,23 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
 
     // 3–4. Units per class, dead units, the outputs' strongest weights.
     writeln!(log, "inspect: unit statistics")?;
-    let stats = analysis::unit_stats(backend.as_mut(), graph, &test, classes)?;
+    let mut studied: Vec<LayerInfo> = layers
+        .iter()
+        .filter(|l| l.node + 1 < graph.nodes.len())
+        .cloned()
+        .collect();
+    for &node in &extra_nodes {
+        if studied.iter().all(|l| l.node != node) {
+            studied.push(analysis::node_info(graph, node));
+        }
+    }
+    let stats = analysis::unit_stats_of(backend.as_mut(), graph, &test, classes, studied)?;
     sections.push(units_section(&stats, cfg.top_k, classes));
     sections.push(dead_section(&stats));
+    let batch_norm = nodes::batch_norms(graph, &model.params, &model.buffers);
+    if !batch_norm.is_empty() {
+        sections.push(batch_norm_section(&batch_norm));
+    }
     let output_weights = analysis::top_output_weights(graph, &model.params, cfg.top_k);
     sections.push(Section {
         title: "What each output listens to".into(),
@@ -327,11 +366,8 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
         }],
         ..Default::default()
     };
-    if let Some((spec_layer, unit)) = cfg.unit {
-        let layer = layers
-            .iter()
-            .find(|l| l.spec_index == spec_layer)
-            .with_context(|| format!("--unit {spec_layer}:{unit}: layers.{spec_layer} is not a dense or conv layer of {}", graph.spec))?;
+    if let Some((node, unit)) = unit_layer {
+        let layer = analysis::node_info(graph, node);
         let found = analysis::maximise(backend.as_mut(), graph, layer.node, &[unit], &cfg.ascent)?;
         let m = &found[0];
         let mean = stats
@@ -414,16 +450,13 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
     }
     sections.push(mistake_section);
 
-    // 7. PCA of a hidden layer.
-    let hidden: Vec<&LayerInfo> = layers.iter().filter(|l| l.node < last).collect();
-    let pca_layer = match cfg.pca_layer {
-        Some(i) => Some(layers.iter().find(|l| l.spec_index == i).with_context(|| {
-            format!("--pca-layer {i}: layers.{i} is not a dense or conv layer")
-        })?),
-        None => hidden.last().copied(),
+    // 7. PCA of a hidden layer, or of the node --pca-layer names.
+    let pca_layer = match pca_node {
+        Some(node) => Some(analysis::node_info(graph, node)),
+        None => layers.iter().rfind(|l| l.node < last).cloned(),
     };
     let mut pca_variance = Vec::new();
-    if let Some(layer) = pca_layer {
+    if let Some(layer) = &pca_layer {
         const MAX_POINTS: usize = 5000;
         let sample = test.clone().truncated(MAX_POINTS);
         let acts = analysis::layer_activations(backend.as_mut(), graph, &sample, layer.node)?;
@@ -502,8 +535,9 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
             maximised,
             confusion,
             most_confident_mistakes: mistakes.into_iter().take(cfg.mistakes).collect(),
-            pca_layer: pca_layer.map(|l| l.label.clone()),
+            pca_layer: pca_layer.map(|l| l.label),
             pca_explained_variance: pca_variance,
+            batch_norm,
             template_class_correlation: correlation,
         };
         crate::checkpoint::write_atomically(
@@ -555,9 +589,10 @@ fn dead_section(stats: &[UnitStats]) -> Section {
         title: "Dead units".into(),
         paragraphs: vec![
             "A ReLU unit is dead when it outputs zero for every test image (a conv channel: at every position too); it then passes no gradient and never learns again. Units with other activations are never dead in this sense.".into(),
+            "A layer whose ReLU comes later (conv → bn → relu, or conv → pool → bn → relu) is judged where its channels pass that ReLU: a conv channel is dead when the activation after its bn never fires. The last column names that node.".into(),
         ],
         tables: vec![Table {
-            header: vec!["layer".into(), "units".into(), "dead".into(), "fraction".into(), "which".into()],
+            header: vec!["layer".into(), "units".into(), "dead".into(), "fraction".into(), "which".into(), "judged at".into()],
             rows: stats
                 .iter()
                 .map(|s| {
@@ -567,10 +602,58 @@ fn dead_section(stats: &[UnitStats]) -> Section {
                         s.dead.len().to_string(),
                         format!("{:.1}%", 100.0 * s.dead_fraction()),
                         s.dead.iter().map(|u| u.to_string()).collect::<Vec<_>>().join(", "),
+                        s.dead_at.clone().unwrap_or_else(|| "no ReLU follows".into()),
                     ]
                 })
                 .collect(),
         }],
+        ..Default::default()
+    }
+}
+
+/// Each bn node's channels: what training left in its running statistics
+/// and what evaluation does with them.
+fn batch_norm_section(states: &[BatchNormState]) -> Section {
+    let tables = states
+        .iter()
+        .map(|bn| {
+            let scale = bn.scale(crate::ops::bn::EPS);
+            Table {
+                header: vec![
+                    format!("{} channel", bn.label),
+                    "running_mean".into(),
+                    "running_var".into(),
+                    "weight γ".into(),
+                    "bias β".into(),
+                    "scale γ/√(var+eps)".into(),
+                ],
+                rows: (0..bn.running_mean.len())
+                    .map(|c| {
+                        vec![
+                            c.to_string(),
+                            format!("{:.4}", bn.running_mean[c]),
+                            format!("{:.4}", bn.running_var[c]),
+                            format!("{:.4}", bn.weight[c]),
+                            format!("{:+.4}", bn.bias[c]),
+                            format!("{:.3}", scale[c]),
+                        ]
+                    })
+                    .collect(),
+            }
+        })
+        .collect();
+    Section {
+        title: "Batch norm".into(),
+        paragraphs: vec![
+            "In training a bn layer normalises each channel by the batch's mean and variance; it also keeps running averages of them (momentum 0.1), which evaluation and this report use instead: y = γ·(x − running_mean)/√(running_var + eps) + β. A channel whose running_var is near zero barely varies over the data; a large scale amplifies small differences.".into(),
+            states
+                .iter()
+                .map(|bn| format!("{}: {} training batches tracked", bn.name, bn.num_batches_tracked))
+                .collect::<Vec<_>>()
+                .join("; ")
+                + ". report.json (--json) holds the same numbers under batch_norm.",
+        ],
+        tables,
         ..Default::default()
     }
 }
