@@ -136,7 +136,8 @@ pub struct TrainArgs {
     /// Test on the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Print one JSON object per epoch on stdout (human text goes to stderr).
+    /// Print the metrics lines of --log on stdout, one JSON object per epoch (and per
+    /// --log-every steps); human text goes to stderr.
     #[arg(long)]
     pub json: bool,
     /// Save the trained model (safetensors, PyTorch names and layouts, optimiser state included).
@@ -394,10 +395,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
     } else {
         Box::new(output::stdout())
     };
-    train::train(&cfg, &mut *log, &mut |report| {
+    train::train(&cfg, &mut *log, &mut |line| {
         if json {
             let mut out = output::stdout();
-            writeln!(out, "{}", serde_json::to_string(report)?)?;
+            writeln!(out, "{}", serde_json::to_string(line)?)?;
             out.flush()?;
         }
         Ok(())

@@ -11,6 +11,7 @@ pub mod gpu;
 pub mod graph;
 pub mod infer;
 pub mod inspect;
+pub mod memory;
 pub mod model_file;
 pub mod ops;
 pub mod output;

@@ -40,7 +40,7 @@
 
 use anyhow::{anyhow, bail};
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, GenericImageView, ImageBuffer, Luma};
+use image::{DynamicImage, GenericImageView, ImageBuffer, ImageDecoder, ImageReader, Limits, Luma};
 use std::path::Path;
 
 /// Side of the output field, in pixels.
@@ -55,20 +55,51 @@ pub const INK_THRESHOLD: f32 = 0.1;
 /// (on a 0..1 scale) is blank.
 pub const MIN_CONTRAST: f32 = 0.1;
 
+/// The most pixels a picture may have (50 million: a 48-megapixel phone
+/// photo passes). Preprocessing holds a few f32 copies of the picture, so
+/// this bounds `predict`'s memory near 1 GB; the decoder itself gets the
+/// `image` crate's allocation limit too.
+pub const MAX_PIXELS: u64 = 50_000_000;
+
 /// Reads the image at `path` and turns it into 784 MNIST-style values.
 pub fn load_digit(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow!("cannot read image {}: {e}", path.display()))?;
-    if bytes.is_empty() {
-        bail!("{}: the file is empty, not an image", path.display());
+    load_digit_capped(path, MAX_PIXELS)
+}
+
+/// [`load_digit`] with a cap of `max_pixels`: the picture's size is read
+/// from its header and checked before anything is decoded, so a small file
+/// that promises a huge picture costs nothing.
+pub fn load_digit_capped(path: &Path, max_pixels: u64) -> anyhow::Result<Vec<f32>> {
+    let name = path.display();
+    let read_error = |e: std::io::Error| anyhow!("cannot read image {name}: {e}");
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size == 0 {
+        bail!("{name}: the file is empty, not an image");
     }
-    let image = image::load_from_memory(&bytes).map_err(|e| {
-        anyhow!(
-            "{}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}",
-            path.display()
-        )
-    })?;
-    preprocess(&image).map_err(|e| anyhow!("{}: {e}", path.display()))
+    let undecodable = |e: image::ImageError| {
+        anyhow!("{name}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}")
+    };
+    let reader = ImageReader::open(path)
+        .map_err(read_error)?
+        .with_guessed_format()
+        .map_err(read_error)?;
+    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        bail!(
+            "{name}: the picture is {width}×{height} = {pixels} pixels, more than the {max_pixels} \
+             gpunet decodes; scale it down first (a digit needs only a few hundred pixels a side)"
+        );
+    }
+    // The decoder's own allocation limit, in case a format's header
+    // understates what decoding takes: the decoded picture at 8 bytes a
+    // pixel (16-bit RGBA), with room for the decoder's buffers.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    decoder.set_limits(limits).map_err(undecodable)?;
+    let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
+    preprocess(&image).map_err(|e| anyhow!("{name}: {e}"))
 }
 
 /// Turns a picture of one digit into [`SIDE`]×[`SIDE`] values in `[0, 1]`,

@@ -6,6 +6,7 @@ use crate::cpu::CpuTrainer;
 use crate::data::{load_dataset, Dataset, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
+use crate::memory;
 use crate::model_file::{self, SavedModel, TrainingSettings};
 use crate::output;
 use crate::plot::{plot_curves, CurvePoint};
@@ -170,6 +171,32 @@ pub struct EpochReport {
     pub adapter: String,
 }
 
+/// One line of `--log` and of `--json` (the same line in both): an
+/// epoch's figures, or with `--log-every N` the running figures every N
+/// steps counted from the start of training. Serialised with its `kind`
+/// first: `{"kind":"epoch","step":…,"epoch":…,…}` or
+/// `{"kind":"steps","epoch":…,"step":…,"train_loss":…,"train_acc":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MetricsLine {
+    /// The training loss and accuracy over the steps since the previous
+    /// report, or since the epoch began; `epoch` is fractional (2.5: half
+    /// way through the second epoch), `step` the steps done since the start
+    /// of training.
+    Steps {
+        epoch: f64,
+        step: usize,
+        train_loss: f64,
+        train_acc: f64,
+    },
+    /// The end of an epoch; `step` as above.
+    Epoch {
+        step: usize,
+        #[serde(flatten)]
+        report: EpochReport,
+    },
+}
+
 /// Loads both splits, applying the limits.
 pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
     let mut train = load_dataset(&cfg.data, Split::Train)?;
@@ -239,6 +266,30 @@ pub fn open_backend(
             }
         },
     };
+    // Refuse a plan the host cannot hold before any of it is allocated: on
+    // the CPU all of it, on a GPU the copies of the parameters and the
+    // packed datasets the upload makes (the device's limits are checked
+    // where its buffers are made).
+    let context = format!("--batch {batch}");
+    match adapter {
+        None => memory::check_host(
+            &memory::plan_needs(graph, batch, optimizer.state_vectors()),
+            &context,
+        )?,
+        Some(_) => {
+            let data = |d: &Dataset| {
+                memory::Need::new(
+                    "copies of the data for the upload",
+                    memory::bytes_of(d.images.len() as u64, 2),
+                )
+            };
+            let params = memory::Need::new(
+                "a copy of the parameters",
+                memory::bytes_of(init.len() as u64, 4),
+            );
+            memory::check_host(&[params, data(&train), data(&test)], &context)?;
+        }
+    }
     Ok(match adapter {
         None => {
             writeln!(log, "device: cpu (reference implementation)")?;
@@ -283,12 +334,13 @@ fn progress_bar(len: usize, message: String) -> ProgressBar {
 }
 
 /// Trains for `cfg.epochs` (or, resuming, up to that many), calling
-/// `on_epoch` after each. `log` receives the human-readable lines. Returns
-/// the final parameters.
+/// `on_line` with each metrics line as it is written to `--log` (the steps
+/// lines of an epoch at its end, then the epoch's). `log` receives the
+/// human-readable lines. Returns the final parameters.
 pub fn train(
     cfg: &TrainConfig,
     log: &mut dyn Write,
-    on_epoch: &mut dyn FnMut(&EpochReport) -> Result<()>,
+    on_line: &mut dyn FnMut(&MetricsLine) -> Result<()>,
 ) -> Result<Vec<f32>> {
     cfg.check()?;
     if cfg.checkpoint_every > 0 && cfg.save.is_none() {
@@ -460,12 +512,13 @@ pub fn train(
         };
         let start = Instant::now();
         let mut last_report = (0, EpochStats::default());
-        let mut step_lines: Vec<String> = Vec::new();
+        let mut step_lines: Vec<MetricsLine> = Vec::new();
         let train_stats = backend.train_epoch(plan, &mut |update| {
             bar.set_position(update.examples as u64);
             if let Some((steps, stats)) = update.report {
                 step_lines.push(step_line(
                     epoch,
+                    first_step,
                     steps,
                     steps_per_epoch,
                     &stats,
@@ -485,10 +538,11 @@ pub fn train(
             cfg,
             lrs.iter().cloned().fold(0.0, f32::max),
         )?;
-        if let Some(file) = &mut metrics_log {
-            for line in &step_lines {
-                writeln!(file, "{line}")?;
+        for line in &step_lines {
+            if let Some(file) = &mut metrics_log {
+                writeln!(file, "{}", serde_json::to_string(line)?)?;
             }
+            on_line(line)?;
         }
 
         let bar = progress_bar(n_test, "evaluating".into());
@@ -527,10 +581,12 @@ pub fn train(
             report.seconds,
             report.images_per_sec
         )?;
+        let epoch_line = MetricsLine::Epoch {
+            step: first_step + steps_per_epoch,
+            report: report.clone(),
+        };
         if let Some(file) = &mut metrics_log {
-            let mut value = serde_json::to_value(&report)?;
-            value["kind"] = "epoch".into();
-            writeln!(file, "{value}")?;
+            writeln!(file, "{}", serde_json::to_string(&epoch_line)?)?;
         }
         history.push(report.clone());
         progress = model_file::Progress {
@@ -563,29 +619,29 @@ pub fn train(
             model_file::save(path, &saved)?;
             writeln!(log, "saved {} (after epoch {epoch})", path.display())?;
         }
-        on_epoch(&report)?;
+        on_line(&epoch_line)?;
     }
     backend.params()
 }
 
 /// A `--log-every` line: the loss and accuracy over the steps since the
-/// previous report (from the running sums `now` and `before`).
+/// previous report (from the running sums `now` and `before`), `steps`
+/// into the epoch that began after `first_step` steps.
 fn step_line(
     epoch: usize,
+    first_step: usize,
     steps: usize,
     per_epoch: usize,
     now: &EpochStats,
     before: &EpochStats,
-) -> String {
+) -> MetricsLine {
     let count = (now.count - before.count).max(1) as f64;
-    serde_json::json!({
-        "kind": "steps",
-        "epoch": (epoch - 1) as f64 + steps as f64 / per_epoch as f64,
-        "step": (epoch - 1) * per_epoch + steps,
-        "train_loss": (now.loss_sum - before.loss_sum) / count,
-        "train_acc": (now.correct - before.correct) as f64 / count,
-    })
-    .to_string()
+    MetricsLine::Steps {
+        epoch: (epoch - 1) as f64 + steps as f64 / per_epoch as f64,
+        step: first_step + steps,
+        train_loss: (now.loss_sum - before.loss_sum) / count,
+        train_acc: (now.correct - before.correct) as f64 / count,
+    }
 }
 
 fn curve_points(history: &[EpochReport]) -> Vec<CurvePoint> {

@@ -400,7 +400,8 @@ fn cli_saves_logs_plots_evaluates_and_predicts() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The log: 16 steps per epoch, a line at step 10 and one per epoch.
+    // The log: 16 steps per epoch, a line at steps 10, 20 and 30 (counted
+    // from the start of training) and one per epoch.
     let log = std::fs::read_to_string(p("log.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
@@ -410,7 +411,12 @@ fn cli_saves_logs_plots_evaluates_and_predicts() {
     assert_eq!(epochs.len(), 2);
     assert_eq!(epochs[1]["epoch"], 2);
     assert!(epochs[1]["test_acc"].as_f64().unwrap() > 0.5);
-    assert_eq!(lines.iter().filter(|v| v["kind"] == "steps").count(), 2);
+    let steps: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["kind"] == "steps")
+        .map(|v| &v["step"])
+        .collect();
+    assert_eq!(steps, [10, 20, 30]);
 
     let plot = image::open(p("curves.png")).unwrap();
     assert_eq!((plot.width(), plot.height()), (1000, 420));
