@@ -361,6 +361,10 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     let (spec, expected_input) = args.model()?;
     let (optimizer, lr) = args.optimizer();
     let cfg = TrainConfig {
@@ -408,6 +412,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     if args.test_limit == Some(0) {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
@@ -450,6 +458,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     if args.top == 0 {
         bail!("--top 0 shows no classes; give at least 1");
     }
@@ -503,6 +515,10 @@ fn run_predict(args: PredictArgs) -> Result<()> {
 }
 
 fn run_inspect(args: InspectArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     let cfg = InspectConfig {
         model: args.model,
         out: args.out,

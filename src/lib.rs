@@ -19,4 +19,5 @@ pub mod plot;
 pub mod preprocess;
 pub mod schedule;
 pub mod spec;
+pub mod status;
 pub mod train;

@@ -77,7 +77,10 @@ pub fn load_digit_capped(path: &Path, max_pixels: u64) -> anyhow::Result<Vec<f32
         bail!("{name}: the file is empty, not an image");
     }
     let undecodable = |e: image::ImageError| {
-        anyhow!("{name}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}")
+        anyhow!(
+            "{name}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {}",
+            in_words(&e)
+        )
     };
     let reader = ImageReader::open(path)
         .map_err(read_error)?
@@ -100,6 +103,20 @@ pub fn load_digit_capped(path: &Path, max_pixels: u64) -> anyhow::Result<Vec<f32
     decoder.set_limits(limits).map_err(undecodable)?;
     let image = DynamicImage::from_decoder(decoder).map_err(undecodable)?;
     preprocess(&image).map_err(|e| anyhow!("{name}: {e}"))
+}
+
+/// The decoder's error, unless it quotes Rust debug text (the PNG decoder
+/// prints a bad chunk as `ChunkType { type: …, critical: … }`): then what
+/// kind of data was malformed.
+fn in_words(e: &image::ImageError) -> String {
+    let text = e.to_string();
+    if !text.contains('{') {
+        return text;
+    }
+    match e {
+        image::ImageError::Decoding(d) => format!("its {} data is malformed", d.format_hint()),
+        _ => "its data is malformed".into(),
+    }
 }
 
 /// Turns a picture of one digit into [`SIDE`]×[`SIDE`] values in `[0, 1]`,

@@ -12,6 +12,7 @@ use crate::output;
 use crate::plot::{plot_curves, CurvePoint};
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::spec::ModelSpec;
+use crate::status;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -312,7 +313,9 @@ pub fn open_backend(
                     choice.info.name
                 )?;
             }
+            let _spinner = status::start(&format!("opening {}", choice.info.name));
             let ctx = GpuContext::from_adapter(choice)?;
+            status::set(|| "planning the graph".into());
             Box::new(GpuTrainer::new(
                 ctx, graph, batch, optimizer, init, &train, &test,
             )?)

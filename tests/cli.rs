@@ -949,7 +949,7 @@ fn bombs_are_refused_without_reading_past_what_the_header_promises() {
     );
     let err = err.unwrap_err().to_string();
     assert!(
-        err.contains("huge.gz: the 4000000000×28×28 array its header promises needs 3.1 TB"),
+        err.contains("huge.gz: a 4000000000×28×28 array, as its header promises, needs 3.1 TB"),
         "{err}"
     );
 

@@ -116,7 +116,7 @@ pub fn read_from(
     memory::check_host(
         &[memory::Need::new(
             format!(
-                "{}: the {} array its header promises",
+                "{}: a {} array, as its header promises,",
                 path.display(),
                 join_dims(&dims)
             ),
