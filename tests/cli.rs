@@ -717,6 +717,7 @@ fn gpu_commands_print_no_xdg_runtime_dir_error() {
 /// `ru_maxrss`, in KiB) from its own `wait4`, not the test process's
 /// other children.
 #[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not see
 fn gpunet_peak(args: &[&str]) -> (Output, u64) {
     use std::io::Read;
     use std::process::Stdio;

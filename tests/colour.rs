@@ -11,7 +11,7 @@ use gpunet::backend::Optimizer;
 use gpunet::model_file;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
-use gpunet::train::{train, DeviceChoice, TrainConfig};
+use gpunet::train::{train, DeviceChoice, MetricsLine, TrainConfig};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -88,8 +88,10 @@ fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig
 
 fn final_accuracy(cfg: &TrainConfig) -> f64 {
     let mut last = 0.0;
-    train(cfg, &mut std::io::sink(), &mut |r| {
-        last = r.test_acc;
+    train(cfg, &mut std::io::sink(), &mut |line| {
+        if let MetricsLine::Epoch { report, .. } = line {
+            last = report.test_acc;
+        }
         Ok(())
     })
     .unwrap();

@@ -12,7 +12,7 @@ use gpunet::model_file;
 use gpunet::ops::optim::AdamConfig;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
-use gpunet::train::{train, DeviceChoice, TrainConfig};
+use gpunet::train::{train, DeviceChoice, MetricsLine, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -109,8 +109,10 @@ fn check_resume(spec: &str, train_limit: usize) {
         let mut first = config(device, spec, 4, Some(ckpt.clone()));
         first.train_limit = Some(train_limit);
         first.checkpoint_every = 2;
-        let interrupted = train(&first, &mut std::io::sink(), &mut |report| {
-            anyhow::ensure!(report.epoch < 2, "interrupted");
+        let interrupted = train(&first, &mut std::io::sink(), &mut |line| {
+            if let MetricsLine::Epoch { report, .. } = line {
+                anyhow::ensure!(report.epoch < 2, "interrupted");
+            }
             Ok(())
         });
         assert!(interrupted.is_err());

@@ -70,7 +70,7 @@ fn check_buffer_sizes(
     let limits = ctx.device.limits();
     let limit = limits
         .max_buffer_size
-        .min(u64::from(limits.max_storage_buffer_binding_size));
+        .min(limits.max_storage_buffer_binding_size);
     let f32s = |n: Option<u64>| n.and_then(|n| memory::bytes_of(n, 4));
     let mut needs = vec![
         memory::Need::new(
