@@ -162,7 +162,8 @@ pub struct TrainArgs {
     /// Test on the first N test images only.
     #[arg(long)]
     pub test_limit: Option<usize>,
-    /// Print one JSON object per epoch on stdout (human text goes to stderr).
+    /// Print the metrics lines of --log on stdout, one JSON object per epoch (and per
+    /// --log-every steps); human text goes to stderr.
     #[arg(long)]
     pub json: bool,
     /// Save the trained model (safetensors, PyTorch names and layouts, optimiser state included).
@@ -456,6 +457,10 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     let (spec, expected_input) = args.model()?;
     let (optimizer, lr) = args.optimizer();
     let cfg = TrainConfig {
@@ -493,10 +498,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
     } else {
         Box::new(output::stdout())
     };
-    train::train(&cfg, &mut *log, &mut |report| {
+    train::train(&cfg, &mut *log, &mut |line| {
         if json {
             let mut out = output::stdout();
-            writeln!(out, "{}", serde_json::to_string(report)?)?;
+            writeln!(out, "{}", serde_json::to_string(line)?)?;
             out.flush()?;
         }
         Ok(())
@@ -506,6 +511,10 @@ fn run_train(args: TrainArgs) -> Result<()> {
 }
 
 fn run_eval(args: EvalArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     if args.test_limit == Some(0) {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
@@ -556,6 +565,10 @@ fn run_eval(args: EvalArgs) -> Result<()> {
 }
 
 fn run_predict(args: PredictArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     if args.top == 0 {
         bail!("--top 0 shows no classes; give at least 1");
     }
@@ -597,6 +610,10 @@ fn run_predict(args: PredictArgs) -> Result<()> {
 }
 
 fn run_inspect(args: InspectArgs) -> Result<()> {
+    if args.json {
+        // No spinner: stdout and stderr may be read by a program.
+        crate::status::quiet();
+    }
     let cfg = InspectConfig {
         model: args.model,
         out: args.out,

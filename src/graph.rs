@@ -8,6 +8,7 @@
 //! topological order, and a value read by several nodes gets the sum of
 //! their gradients (see [`Graph::backward_steps`]).
 
+use crate::memory;
 use crate::ops::activation::ActivationOp;
 use crate::ops::add::Add;
 use crate::ops::bn::BatchNorm;
@@ -41,6 +42,12 @@ impl Shape {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// c·h·w, or None when it does not fit 64 bits (a shape read from a
+    /// file or grown from a spec is checked with this before `len`).
+    pub fn checked_len(&self) -> Option<usize> {
+        self.c.checked_mul(self.h)?.checked_mul(self.w)
     }
 }
 
@@ -184,12 +191,14 @@ pub struct GraphBuilder {
     buffer_len: usize,
 }
 
+/// Places `decls` after the `len` values laid out so far; None when the
+/// flat vector's length would not fit 64 bits (`sized` checked each tensor).
 fn lay_out(
     decls: Vec<TensorDecl>,
     prefix: &str,
     infos: &mut Vec<ParamInfo>,
     len: &mut usize,
-) -> Vec<usize> {
+) -> Option<Vec<usize>> {
     decls
         .into_iter()
         .map(|decl| {
@@ -199,11 +208,43 @@ fn lay_out(
                 offset: *len,
                 init: decl.init,
             };
-            *len += info.len().next_multiple_of(PARAM_ALIGN);
+            let padded = info.len().checked_next_multiple_of(PARAM_ALIGN)?;
+            *len = len.checked_add(padded)?;
             infos.push(info);
-            infos.len() - 1
+            Some(infos.len() - 1)
         })
         .collect()
+}
+
+/// `op` if its output, its parameters and its buffers can be counted, in
+/// values and in f32 bytes, within 64 bits; else an error at `place`.
+fn sized(op: Box<dyn Op>, place: &str) -> Result<Box<dyn Op>> {
+    let output = op.output();
+    if output
+        .checked_len()
+        .and_then(|n| memory::bytes_of(n as u64, 4))
+        .is_none()
+    {
+        bail!(
+            "{place}: its output of {}×{}×{} values per image does not fit 64 bits",
+            output.c,
+            output.h,
+            output.w
+        );
+    }
+    for decl in op.params().iter().chain(&op.buffers()) {
+        if memory::product(&decl.shape)
+            .and_then(|n| memory::bytes_of(n, 4))
+            .is_none()
+        {
+            bail!(
+                "{place}: its {} of shape {:?} needs more than 18 EB (its byte count does not fit 64 bits)",
+                decl.name,
+                decl.shape
+            );
+        }
+    }
+    Ok(op)
 }
 
 impl GraphBuilder {
@@ -233,7 +274,12 @@ impl GraphBuilder {
 
     /// Adds a node reading `inputs`, named `layers.<spec_index>`; returns
     /// its output.
-    pub fn push(&mut self, spec_index: usize, op: Box<dyn Op>, inputs: Vec<Value>) -> Value {
+    pub fn push(
+        &mut self,
+        spec_index: usize,
+        op: Box<dyn Op>,
+        inputs: Vec<Value>,
+    ) -> Result<Value> {
         self.push_named(format!("layers.{spec_index}"), spec_index, op, inputs)
     }
 
@@ -246,14 +292,19 @@ impl GraphBuilder {
         spec_index: usize,
         op: Box<dyn Op>,
         inputs: Vec<Value>,
-    ) -> Value {
+    ) -> Result<Value> {
         for input in &inputs {
             if let Value::Node(i) = input {
                 assert!(*i < self.nodes.len(), "nodes read only earlier nodes");
             }
         }
-        let params = lay_out(op.params(), &name, &mut self.params, &mut self.param_len);
-        let buffers = lay_out(op.buffers(), &name, &mut self.buffers, &mut self.buffer_len);
+        let op = sized(op, &name)?;
+        let too_many =
+            || anyhow!("{name}: the model's tensors number more values than 64 bits count");
+        let params = lay_out(op.params(), &name, &mut self.params, &mut self.param_len)
+            .ok_or_else(too_many)?;
+        let buffers = lay_out(op.buffers(), &name, &mut self.buffers, &mut self.buffer_len)
+            .ok_or_else(too_many)?;
         self.nodes.push(Node {
             name,
             spec_index,
@@ -263,7 +314,7 @@ impl GraphBuilder {
             params,
             buffers,
         });
-        Value::Node(self.nodes.len() - 1)
+        Ok(Value::Node(self.nodes.len() - 1))
     }
 
     /// Fuses `act` into the node that produced `value` if it is the latest
@@ -341,6 +392,14 @@ impl Graph {
     /// next token sees its input, and `res(...)`, which is its body's nodes,
     /// a shortcut projection where the body changes the shape, and their sum.
     pub fn new(spec: &ModelSpec, input: Shape, classes: usize) -> Result<Graph> {
+        if input.checked_len().is_none() || input.is_empty() {
+            bail!(
+                "an input of {}×{}×{} values per image: its size must be above 0 and fit 64 bits",
+                input.c,
+                input.h,
+                input.w
+            );
+        }
         let mut b = GraphBuilder::new(input);
         let top = Scope {
             prefix: "layers".into(),
@@ -348,7 +407,32 @@ impl Graph {
             spec_index: None,
         };
         add_layers(&mut b, &spec.layers, (Value::Input, input), &top)?;
-        b.finish(spec, classes)
+        let graph = b.finish(spec, classes)?;
+        memory::check_host(&graph.tensor_needs(), "to hold the model once")?;
+        Ok(graph)
+    }
+
+    /// The bytes of each node's parameters and buffers (f32), one entry
+    /// per node that has any: `layers.0 (dense128): its weights`.
+    pub fn tensor_needs(&self) -> Vec<memory::Need> {
+        self.nodes
+            .iter()
+            .filter(|n| !n.params.is_empty() || !n.buffers.is_empty())
+            .map(|n| {
+                let infos = n
+                    .params
+                    .iter()
+                    .map(|&i| &self.params[i])
+                    .chain(n.buffers.iter().map(|&i| &self.buffers[i]));
+                let values = infos
+                    .map(|info| memory::product(&info.shape))
+                    .try_fold(0u64, |sum, n| sum.checked_add(n?));
+                memory::Need::new(
+                    format!("{}: its weights", n.label()),
+                    values.and_then(|v| memory::bytes_of(v, 4)),
+                )
+            })
+            .collect()
     }
 
     pub fn input_size(&self) -> usize {
@@ -564,7 +648,8 @@ fn add_layers(
                 continue;
             }
         };
-        value = b.push_named(name, spec_index, op, vec![value]);
+        let op = sized(op, &at())?;
+        value = b.push_named(name, spec_index, op, vec![value])?;
         shape = b.shape(value);
     }
     Ok((value, shape))
@@ -607,14 +692,14 @@ fn residual(
             spec_index,
             Box::new(projection),
             vec![x],
-        )
+        )?
     };
     let sum = b.push_named(
         name,
         spec_index,
         Box::new(Add { shape: output }),
         vec![shortcut, f],
-    );
+    )?;
     Ok((sum, output))
 }
 
@@ -950,12 +1035,14 @@ mod tests {
             outputs,
             activation: Activation::Identity,
         };
-        let a = b.push(0, Box::new(dense(6, 8)), vec![Value::Input]);
+        let a = b
+            .push(0, Box::new(dense(6, 8)), vec![Value::Input])
+            .unwrap();
         assert!(b.fuse(a, Activation::Relu));
-        let f = b.push(2, Box::new(dense(8, 8)), vec![a]);
+        let f = b.push(2, Box::new(dense(8, 8)), vec![a]).unwrap();
         let shape = b.shape(a);
-        let sum = b.push(3, Box::new(Add { shape }), vec![a, f]);
-        b.push(4, Box::new(dense(8, 10)), vec![sum]);
+        let sum = b.push(3, Box::new(Add { shape }), vec![a, f]).unwrap();
+        b.push(4, Box::new(dense(8, 10)), vec![sum]).unwrap();
         let spec = ModelSpec::parse("dense10").unwrap();
         b.finish(&spec, 10).unwrap()
     }
@@ -1007,8 +1094,8 @@ mod tests {
             outputs,
             activation: Activation::Identity,
         };
-        b.push(0, Box::new(dense(3)), vec![Value::Input]);
-        b.push(1, Box::new(dense(10)), vec![Value::Input]);
+        b.push(0, Box::new(dense(3)), vec![Value::Input]).unwrap();
+        b.push(1, Box::new(dense(10)), vec![Value::Input]).unwrap();
         let spec = ModelSpec::parse("dense10").unwrap();
         let err = b.finish(&spec, 10).unwrap_err().to_string();
         assert!(

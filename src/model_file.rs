@@ -569,7 +569,11 @@ fn parse_shape(text: &str) -> Result<Shape> {
         .map(|d| d.parse().map_err(|_| anyhow!("{text:?} is not CxHxW")))
         .collect::<Result<_>>()?;
     match dims[..] {
-        [c, h, w] if c * h * w > 0 => Ok(Shape { c, h, w }),
+        [c, h, w] => match (Shape { c, h, w }).checked_len() {
+            Some(0) => bail!("{text:?} has a dimension of 0"),
+            Some(_) => Ok(Shape { c, h, w }),
+            None => bail!("{text:?}: C×H×W is more values per image than 64 bits count"),
+        },
         _ => bail!("{text:?} is not CxHxW"),
     }
 }

@@ -41,7 +41,7 @@
 use crate::graph::Graph;
 use anyhow::{anyhow, bail};
 use image::imageops::{self, FilterType};
-use image::{DynamicImage, GenericImageView, ImageBuffer, Luma};
+use image::{DynamicImage, GenericImageView, ImageBuffer, ImageDecoder, ImageReader, Limits, Luma};
 use std::path::Path;
 
 /// Side of the output field, in pixels.
@@ -56,8 +56,11 @@ pub const INK_THRESHOLD: f32 = 0.1;
 /// (on a 0..1 scale) is blank.
 pub const MIN_CONTRAST: f32 = 0.1;
 
-/// The most pixels a picture given to `predict` may decode to.
-const MAX_PIXELS: u64 = crate::data::folder::MAX_DECODED_PIXELS;
+/// The most pixels a picture may have (50 million: a 48-megapixel phone
+/// photo passes). Preprocessing holds a few f32 copies of the picture, so
+/// this bounds `predict`'s memory near 1 GB; the decoder itself gets the
+/// `image` crate's allocation limit too.
+pub const MAX_PIXELS: u64 = 50_000_000;
 
 /// True for models of MNIST-like data (one 28×28 channel), whose inputs
 /// `predict` prepares digit-style; others get `resize_and_normalise`.
@@ -97,47 +100,72 @@ pub fn resize_to(image: &DynamicImage, channels: usize, height: usize, width: us
 /// Decodes an image file, refusing an empty file and more than
 /// `MAX_PIXELS` pixels; every error names the file.
 fn decode_file(path: &Path) -> anyhow::Result<DynamicImage> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow!("cannot read image {}: {e}", path.display()))?;
-    if bytes.is_empty() {
-        bail!("{}: the file is empty, not an image", path.display());
-    }
-    let mut reader = image::ImageReader::new(std::io::Cursor::new(&bytes))
-        .with_guessed_format()
-        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
-    let mut limits = image::Limits::default();
-    limits.max_alloc = Some(MAX_PIXELS * 8);
-    reader.limits(limits);
-    if let Ok((w, h)) = reader.into_dimensions() {
-        if u64::from(w) * u64::from(h) > MAX_PIXELS {
-            bail!(
-                "{}: {w}×{h} pixels; predict decodes images of at most {MAX_PIXELS} pixels",
-                path.display()
-            );
-        }
-    }
-    image::load_from_memory(&bytes).map_err(|e| {
-        anyhow!(
-            "{}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}",
-            path.display()
-        )
-    })
+    decode_capped(path, MAX_PIXELS)
 }
 
 /// Reads the image at `path` and turns it into 784 MNIST-style values.
 pub fn load_digit(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let bytes =
-        std::fs::read(path).map_err(|e| anyhow!("cannot read image {}: {e}", path.display()))?;
-    if bytes.is_empty() {
-        bail!("{}: the file is empty, not an image", path.display());
-    }
-    let image = image::load_from_memory(&bytes).map_err(|e| {
-        anyhow!(
-            "{}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {e}",
-            path.display()
-        )
-    })?;
+    load_digit_capped(path, MAX_PIXELS)
+}
+
+/// [`load_digit`] with a cap of `max_pixels`: the picture's size is read
+/// from its header and checked before anything is decoded, so a small file
+/// that promises a huge picture costs nothing.
+pub fn load_digit_capped(path: &Path, max_pixels: u64) -> anyhow::Result<Vec<f32>> {
+    let image = decode_capped(path, max_pixels)?;
     preprocess(&image).map_err(|e| anyhow!("{}: {e}", path.display()))
+}
+
+/// Decodes the picture at `path`, its size read from the header and
+/// checked against `max_pixels` before anything is decoded; every error
+/// names the file.
+fn decode_capped(path: &Path, max_pixels: u64) -> anyhow::Result<DynamicImage> {
+    let name = path.display();
+    let read_error = |e: std::io::Error| anyhow!("cannot read image {name}: {e}");
+    let size = std::fs::metadata(path).map_err(read_error)?.len();
+    if size == 0 {
+        bail!("{name}: the file is empty, not an image");
+    }
+    let undecodable = |e: image::ImageError| {
+        anyhow!(
+            "{name}: cannot decode it as an image (gpunet reads PNG, JPEG, GIF and BMP): {}",
+            in_words(&e)
+        )
+    };
+    let reader = ImageReader::open(path)
+        .map_err(read_error)?
+        .with_guessed_format()
+        .map_err(read_error)?;
+    let mut decoder = reader.into_decoder().map_err(undecodable)?;
+    let (width, height) = decoder.dimensions();
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > max_pixels {
+        bail!(
+            "{name}: the picture is {width}×{height} = {pixels} pixels, more than the {max_pixels} \
+             gpunet decodes; scale it down first (a digit needs only a few hundred pixels a side)"
+        );
+    }
+    // The decoder's own allocation limit, in case a format's header
+    // understates what decoding takes: the decoded picture at 8 bytes a
+    // pixel (16-bit RGBA), with room for the decoder's buffers.
+    let mut limits = Limits::default();
+    limits.max_alloc = Some(max_pixels.saturating_mul(8).max(64 << 20));
+    decoder.set_limits(limits).map_err(undecodable)?;
+    DynamicImage::from_decoder(decoder).map_err(undecodable)
+}
+
+/// The decoder's error, unless it quotes Rust debug text (the PNG decoder
+/// prints a bad chunk as `ChunkType { type: …, critical: … }`): then what
+/// kind of data was malformed.
+fn in_words(e: &image::ImageError) -> String {
+    let text = e.to_string();
+    if !text.contains('{') {
+        return text;
+    }
+    match e {
+        image::ImageError::Decoding(d) => format!("its {} data is malformed", d.format_hint()),
+        _ => "its data is malformed".into(),
+    }
 }
 
 /// Turns a picture of one digit into [`SIDE`]×[`SIDE`] values in `[0, 1]`,

@@ -6,12 +6,14 @@ use crate::cpu::CpuTrainer;
 use crate::data::{load_dataset_sized, Dataset, NormalizeChoice, Split};
 use crate::gpu::{self, GpuContext, GpuTrainer};
 use crate::graph::{epoch_order, Graph, Shape};
+use crate::memory;
 use crate::model_file::{self, SavedModel, TrainingSettings};
 use crate::ops::gather::Augment;
 use crate::output;
 use crate::plot::{plot_curves, CurvePoint};
 use crate::schedule::{Schedule, ScheduleKind};
 use crate::spec::ModelSpec;
+use crate::status;
 use anyhow::{bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
@@ -182,6 +184,32 @@ pub struct EpochReport {
     pub adapter: String,
 }
 
+/// One line of `--log` and of `--json` (the same line in both): an
+/// epoch's figures, or with `--log-every N` the running figures every N
+/// steps counted from the start of training. Serialised with its `kind`
+/// first: `{"kind":"epoch","step":…,"epoch":…,…}` or
+/// `{"kind":"steps","epoch":…,"step":…,"train_loss":…,"train_acc":…}`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum MetricsLine {
+    /// The training loss and accuracy over the steps since the previous
+    /// report, or since the epoch began; `epoch` is fractional (2.5: half
+    /// way through the second epoch), `step` the steps done since the start
+    /// of training.
+    Steps {
+        epoch: f64,
+        step: usize,
+        train_loss: f64,
+        train_acc: f64,
+    },
+    /// The end of an epoch; `step` as above.
+    Epoch {
+        step: usize,
+        #[serde(flatten)]
+        report: EpochReport,
+    },
+}
+
 /// Loads both splits, applying the limits.
 pub fn load_data(cfg: &TrainConfig) -> Result<(Dataset, Dataset)> {
     let mut train = load_dataset_sized(&cfg.data, Split::Train, cfg.image_size)?;
@@ -255,6 +283,30 @@ pub fn open_backend(
             }
         },
     };
+    // Refuse a plan the host cannot hold before any of it is allocated: on
+    // the CPU all of it, on a GPU the copies of the parameters and the
+    // packed datasets the upload makes (the device's limits are checked
+    // where its buffers are made).
+    let context = format!("--batch {batch}");
+    match adapter {
+        None => memory::check_host(
+            &memory::plan_needs(graph, batch, optimizer.state_vectors()),
+            &context,
+        )?,
+        Some(_) => {
+            let data = |d: &Dataset| {
+                memory::Need::new(
+                    "copies of the data for the upload",
+                    memory::bytes_of(d.images.len() as u64, 2),
+                )
+            };
+            let params = memory::Need::new(
+                "a copy of the parameters",
+                memory::bytes_of(init.len() as u64, 4),
+            );
+            memory::check_host(&[params, data(&train), data(&test)], &context)?;
+        }
+    }
     Ok(match adapter {
         None => {
             writeln!(log, "device: cpu (reference implementation)")?;
@@ -277,7 +329,9 @@ pub fn open_backend(
                     choice.info.name
                 )?;
             }
+            let _spinner = status::start(&format!("opening {}", choice.info.name));
             let ctx = GpuContext::from_adapter(choice)?;
+            status::set(|| "planning the graph".into());
             let trainer = GpuTrainer::new(ctx, graph, batch, optimizer, init, &train, &test)?;
             if !train.is_empty() {
                 let (pixels, all) = trainer.device_bytes();
@@ -318,12 +372,13 @@ fn progress_bar(len: usize, message: String) -> ProgressBar {
 }
 
 /// Trains for `cfg.epochs` (or, resuming, up to that many), calling
-/// `on_epoch` after each. `log` receives the human-readable lines. Returns
-/// the final parameters.
+/// `on_line` with each metrics line as it is written to `--log` (the steps
+/// lines of an epoch at its end, then the epoch's). `log` receives the
+/// human-readable lines. Returns the final parameters.
 pub fn train(
     cfg: &TrainConfig,
     log: &mut dyn Write,
-    on_epoch: &mut dyn FnMut(&EpochReport) -> Result<()>,
+    on_line: &mut dyn FnMut(&MetricsLine) -> Result<()>,
 ) -> Result<Vec<f32>> {
     cfg.check()?;
     if cfg.checkpoint_every > 0 && cfg.save.is_none() {
@@ -514,12 +569,13 @@ pub fn train(
         };
         let start = Instant::now();
         let mut last_report = (0, EpochStats::default());
-        let mut step_lines: Vec<String> = Vec::new();
+        let mut step_lines: Vec<MetricsLine> = Vec::new();
         let train_stats = backend.train_epoch(plan, &mut |update| {
             bar.set_position(update.examples as u64);
             if let Some((steps, stats)) = update.report {
                 step_lines.push(step_line(
                     epoch,
+                    first_step,
                     steps,
                     steps_per_epoch,
                     &stats,
@@ -539,10 +595,11 @@ pub fn train(
             cfg,
             lrs.iter().cloned().fold(0.0, f32::max),
         )?;
-        if let Some(file) = &mut metrics_log {
-            for line in &step_lines {
-                writeln!(file, "{line}")?;
+        for line in &step_lines {
+            if let Some(file) = &mut metrics_log {
+                writeln!(file, "{}", serde_json::to_string(line)?)?;
             }
+            on_line(line)?;
         }
 
         let bar = progress_bar(n_test, "evaluating".into());
@@ -582,10 +639,12 @@ pub fn train(
             report.seconds,
             report.images_per_sec
         )?;
+        let epoch_line = MetricsLine::Epoch {
+            step: first_step + steps_per_epoch,
+            report: report.clone(),
+        };
         if let Some(file) = &mut metrics_log {
-            let mut value = serde_json::to_value(&report)?;
-            value["kind"] = "epoch".into();
-            writeln!(file, "{value}")?;
+            writeln!(file, "{}", serde_json::to_string(&epoch_line)?)?;
         }
         history.push(report.clone());
         progress = model_file::Progress {
@@ -618,29 +677,29 @@ pub fn train(
             model_file::save(path, &saved)?;
             writeln!(log, "saved {} (after epoch {epoch})", path.display())?;
         }
-        on_epoch(&report)?;
+        on_line(&epoch_line)?;
     }
     backend.params()
 }
 
 /// A `--log-every` line: the loss and accuracy over the steps since the
-/// previous report (from the running sums `now` and `before`).
+/// previous report (from the running sums `now` and `before`), `steps`
+/// into the epoch that began after `first_step` steps.
 fn step_line(
     epoch: usize,
+    first_step: usize,
     steps: usize,
     per_epoch: usize,
     now: &EpochStats,
     before: &EpochStats,
-) -> String {
+) -> MetricsLine {
     let count = (now.count - before.count).max(1) as f64;
-    serde_json::json!({
-        "kind": "steps",
-        "epoch": (epoch - 1) as f64 + steps as f64 / per_epoch as f64,
-        "step": (epoch - 1) * per_epoch + steps,
-        "train_loss": (now.loss_sum - before.loss_sum) / count,
-        "train_acc": (now.correct - before.correct) as f64 / count,
-    })
-    .to_string()
+    MetricsLine::Steps {
+        epoch: (epoch - 1) as f64 + steps as f64 / per_epoch as f64,
+        step: first_step + steps,
+        train_loss: (now.loss_sum - before.loss_sum) / count,
+        train_acc: (now.correct - before.correct) as f64 / count,
+    }
 }
 
 fn curve_points(history: &[EpochReport]) -> Vec<CurvePoint> {

@@ -221,17 +221,48 @@ fn diverging_loss_names_epoch_and_step() {
     assert!(stderr(&out).contains("lower --lr"));
 }
 
+/// `--json` prints on stdout exactly the lines `--log` appends: one shape,
+/// `kind` first; `--log-every` counts steps from the start of training.
 #[test]
-fn json_prints_one_object_per_epoch() {
+fn json_and_log_print_the_same_lines_and_steps_count_globally() {
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), 30);
-    let out = train_on(dir.path(), &["--epochs", "2", "--json"]);
+    let log = dir.path().join("log.jsonl");
+    // 30 images in batches of 8: 4 steps an epoch, 8 in all; a steps line
+    // at steps 3 and 6 (the second in epoch 2), and one line per epoch.
+    let out = train_on(
+        dir.path(),
+        &[
+            "--epochs",
+            "2",
+            "--batch",
+            "8",
+            "--json",
+            "--log",
+            log.to_str().unwrap(),
+            "--log-every",
+            "3",
+        ],
+    );
     assert!(out.status.success(), "{}", stderr(&out));
     let stdout = String::from_utf8(out.stdout.clone()).unwrap();
-    let lines: Vec<&str> = stdout.lines().collect();
-    assert_eq!(lines.len(), 2, "{stdout}");
-    for (i, line) in lines.iter().enumerate() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(stdout, logged, "--json and --log differ");
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: Vec<(&str, u64)> = lines
+        .iter()
+        .map(|v| (v["kind"].as_str().unwrap(), v["step"].as_u64().unwrap()))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("steps", 3), ("epoch", 4), ("steps", 6), ("epoch", 8)],
+        "{stdout}"
+    );
+    assert_eq!(lines[2]["epoch"], 1.5);
+    for (i, v) in lines.iter().filter(|v| v["kind"] == "epoch").enumerate() {
         assert_eq!(v["epoch"], i + 1);
         for key in [
             "train_loss",
@@ -241,10 +272,16 @@ fn json_prints_one_object_per_epoch() {
             "seconds",
             "images_per_sec",
         ] {
-            assert!(v[key].is_number(), "{key} in {line}");
+            assert!(v[key].is_number(), "{key} in {v}");
         }
         assert_eq!(v["device"], "cpu");
         assert!(v["adapter"].is_string());
+    }
+    for v in lines.iter().filter(|v| v["kind"] == "steps") {
+        assert!(
+            v["train_loss"].is_number() && v["train_acc"].is_number(),
+            "{v}"
+        );
     }
     assert!(stderr(&out).contains("epoch 2/2"), "human text on stderr");
 }
@@ -674,4 +711,325 @@ fn gpu_commands_print_no_xdg_runtime_dir_error() {
         assert!(out.status.success(), "{err}");
         assert!(!err.contains("XDG_RUNTIME_DIR"), "{value:?}: {err}");
     }
+}
+
+/// Runs gpunet and measures its peak resident memory (Linux's
+/// `ru_maxrss`, in KiB) from its own `wait4`, not the test process's
+/// other children.
+#[cfg(target_os = "linux")]
+#[allow(clippy::zombie_processes)] // reaped by wait4, which std does not see
+fn gpunet_peak(args: &[&str]) -> (Output, u64) {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gpunet"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = Vec::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_end(&mut stderr)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: rusage is plain data, zero is a valid value for all of it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child, whose pid the Child gave; std never
+    // waits on it afterwards since `child.wait` is not called.
+    let pid = unsafe { libc::wait4(child.id() as libc::pid_t, &mut status, 0, &mut usage) };
+    assert_eq!(pid, child.id() as libc::pid_t);
+    use std::os::unix::process::ExitStatusExt;
+    let out = Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: Vec::new(),
+        stderr,
+    };
+    (out, usage.ru_maxrss as u64)
+}
+
+/// A model file whose metadata says what the caller wants, with one small
+/// tensor: what a crafted or corrupted file can claim.
+fn crafted_model(path: &Path, model: &str, input: &str) {
+    use gpunet::checkpoint::{self, Checkpoint, NamedTensor, Stored};
+    let metadata = [
+        ("gpunet.model", model),
+        ("gpunet.input", input),
+        ("gpunet.classes", "10"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let tensor = NamedTensor {
+        name: "layers.0.weight".into(),
+        shape: vec![2, 2],
+        data: vec![0.5; 4],
+        dtype: Stored::F32,
+    };
+    checkpoint::save(
+        path,
+        &Checkpoint {
+            tensors: vec![tensor],
+            metadata,
+        },
+    )
+    .unwrap();
+}
+
+/// Issue 14, class 3: sizes that used to abort the process in the
+/// allocator ("memory allocation of 317999999997184 bytes failed",
+/// "capacity overflow") are refused before anything is allocated, naming
+/// the layer and the bytes, from the command line and from a model file's
+/// metadata in every command that reads one.
+#[test]
+fn sizes_too_large_for_the_machine_are_refused_by_layer_and_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 20);
+    let data = dir.path().to_str().unwrap();
+    for (model, needles) in [
+        (
+            "dense99999999999,dense10",
+            &[
+                "layers.0 (dense99999999999): its weights need 314 TB",
+                "available",
+            ][..],
+        ),
+        (
+            "dense99999999999999999,dense10",
+            &["layer 0 (dense99999999999999999)", "more than 18 EB"],
+        ),
+        (
+            "conv4k3p9999999999999999999,dense10",
+            &["layer 0 (conv4k3p9999999999999999999)", "64 bits"],
+        ),
+        (
+            "dense4294967296,dense4294967296,dense10",
+            &["layer 1 (dense4294967296)", "more than 18 EB"],
+        ),
+    ] {
+        let out = train_on(dir.path(), &["--model", model]);
+        for needle in needles {
+            assert_fails(&out, 1, needle);
+        }
+    }
+
+    // The same through a model file: a spec too large, and an input whose
+    // C·H·W wraps a u64 to a small number ((2^32+1)² = 2^64 + 2^33 + 1).
+    let image = dir.path().join("digit.png");
+    write_digit(&image);
+    for (model, input, needle) in [
+        (
+            "dense99999999999,dense10",
+            "1x28x28",
+            "its weights need 314 TB",
+        ),
+        (
+            "dense128,relu,dense10",
+            "4294967297x4294967297x1",
+            "more values per image than 64 bits count",
+        ),
+        (
+            "dense99999999999999999,dense10",
+            "1x28x28",
+            "more than 18 EB",
+        ),
+    ] {
+        let file = dir.path().join("crafted.safetensors");
+        crafted_model(&file, model, input);
+        let file = file.to_str().unwrap();
+        let report = dir.path().join("report");
+        for args in [
+            vec!["eval", "--device", "cpu", "--model", file, "--data", data],
+            vec![
+                "predict",
+                "--device",
+                "cpu",
+                "--model",
+                file,
+                image.to_str().unwrap(),
+            ],
+            vec![
+                "inspect",
+                "--device",
+                "cpu",
+                "--model",
+                file,
+                "--data",
+                data,
+                "--out",
+                report.to_str().unwrap(),
+            ],
+            vec![
+                "train", "--device", "cpu", "--data", data, "--resume", file, "--epochs", "2",
+            ],
+        ] {
+            let out = gpunet(&args);
+            assert_fails(&out, 1, needle);
+            assert_fails(&out, 1, "crafted.safetensors");
+        }
+    }
+}
+
+/// A gzip of `zeros` zero bytes after `header`, compressed fast (1 GiB of
+/// zeros gives about 4.6 MB).
+fn gz_bomb(header: &[u8], zeros: usize) -> Vec<u8> {
+    let mut enc = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    enc.write_all(header).unwrap();
+    let block = vec![0u8; 1 << 20];
+    for _ in 0..zeros / block.len() {
+        enc.write_all(&block).unwrap();
+    }
+    enc.finish().unwrap()
+}
+
+/// Counts the bytes read through it.
+struct Counting<R> {
+    inner: R,
+    read: std::rc::Rc<std::cell::Cell<usize>>,
+}
+
+impl<R: std::io::Read> std::io::Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read.set(self.read.get() + n);
+        Ok(n)
+    }
+}
+
+/// Issue 14, class 4: decompression and image bombs cost no more memory
+/// than their headers admit to. The IDX reader reads the header, checks
+/// it, then at most the promised data and one byte; a picture's size is
+/// checked from its header before it is decoded.
+#[test]
+fn bombs_are_refused_without_reading_past_what_the_header_promises() {
+    use flate2::read::GzDecoder;
+    let header = |n: u32| {
+        [0x803u32, n, 28, 28]
+            .iter()
+            .flat_map(|d| d.to_be_bytes())
+            .collect::<Vec<u8>>()
+    };
+    // A gzip whose header promises 10 images but which inflates to 64 MiB
+    // more: the reader pulls 16 + 7840 + 1 bytes out of the stream.
+    for (bytes, most, needle) in [
+        (
+            gz_bomb(&header(10), 64 << 20),
+            16 + 7840 + 1,
+            "more data than the header promises",
+        ),
+        (
+            gz_bomb(&[], 64 << 20),
+            4,
+            "wrong IDX magic number 0x00000000",
+        ),
+    ] {
+        let read = std::rc::Rc::new(std::cell::Cell::new(0));
+        let stream = Counting {
+            inner: GzDecoder::new(bytes.as_slice()),
+            read: read.clone(),
+        };
+        let err = idx::read_from(Path::new("bomb.gz"), stream, idx::IMAGES_MAGIC, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(needle), "{err}");
+        assert!(
+            read.get() <= most,
+            "read {} bytes, at most {most} expected",
+            read.get()
+        );
+    }
+    // A header that promises more than any machine has is refused before
+    // its data is read.
+    let err = idx::read_from(
+        Path::new("huge.gz"),
+        GzDecoder::new(gz_bomb(&header(4_000_000_000), 0).as_slice()),
+        idx::IMAGES_MAGIC,
+        None,
+    );
+    let err = err.unwrap_err().to_string();
+    assert!(
+        err.contains("huge.gz: a 4000000000×28×28 array, as its header promises, needs 3.1 TB"),
+        "{err}"
+    );
+
+    // Through the command line, with the process's peak memory: a 128 MiB
+    // bomb, a 1 GiB sparse raw file, and an 8192×8192 PNG of 50 KB.
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), 10);
+    let images = dir.path().join("train-images-idx3-ubyte.gz");
+    std::fs::write(&images, gz_bomb(&header(10), 128 << 20)).unwrap();
+    let data = dir.path().to_str().unwrap();
+    let train = ["train", "--device", "cpu", "--data", data, "--epochs", "1"];
+    // The peak of a run that fails at once is the baseline: a child's
+    // ru_maxrss can include what it shared with this process before exec.
+    #[cfg(target_os = "linux")]
+    let check = |needle: &str| {
+        let (_, baseline_kib) = gpunet_peak(&["train", "--data", "/nonexistent/gpunet"]);
+        let (out, peak_kib) = gpunet_peak(&train);
+        assert_fails(&out, 1, needle);
+        assert!(
+            peak_kib < baseline_kib + (32 << 10),
+            "peak {peak_kib} KiB, {baseline_kib} KiB for a run that reads nothing"
+        );
+    };
+    #[cfg(not(target_os = "linux"))]
+    let check = |needle: &str| assert_fails(&gpunet(&train), 1, needle);
+    check("more data than the header promises");
+    std::fs::remove_file(&images).unwrap();
+    let raw = std::fs::File::create(dir.path().join("train-images-idx3-ubyte")).unwrap();
+    raw.set_len(1 << 30).unwrap();
+    drop(raw);
+    check("wrong IDX magic number 0x00000000");
+
+    let good = tempfile::tempdir().unwrap();
+    write_dataset(good.path(), 20);
+    let model = saved_model(good.path(), "1");
+    let png = dir.path().join("big.png");
+    write_blank_png(&png, 8192);
+    let out = gpunet(&[
+        "predict",
+        "--device",
+        "cpu",
+        "--model",
+        model.to_str().unwrap(),
+        png.to_str().unwrap(),
+    ]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("8192×8192 = 67108864 pixels, more than the 50000000 gpunet decodes"),
+        "{err}"
+    );
+    // The cap, low, on a picture that is otherwise fine.
+    let digit = dir.path().join("digit.png");
+    write_digit(&digit);
+    assert!(gpunet::preprocess::load_digit_capped(&digit, 784).is_ok());
+    let err = gpunet::preprocess::load_digit_capped(&digit, 783)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("28×28 = 784 pixels, more than the 783"),
+        "{err}"
+    );
+}
+
+/// A black `side`×`side` 8-bit grey PNG, written row by row (a few tens
+/// of KB for thousands of pixels a side).
+fn write_blank_png(path: &Path, side: u32) {
+    let file = std::fs::File::create(path).unwrap();
+    let mut encoder = png::Encoder::new(std::io::BufWriter::new(file), side, side);
+    encoder.set_color(png::ColorType::Grayscale);
+    encoder.set_depth(png::BitDepth::Eight);
+    let mut writer = encoder
+        .write_header()
+        .unwrap()
+        .into_stream_writer()
+        .unwrap();
+    let row = vec![0u8; side as usize];
+    for _ in 0..side {
+        writer.write_all(&row).unwrap();
+    }
+    writer.finish().unwrap();
 }

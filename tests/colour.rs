@@ -23,7 +23,7 @@ use gpunet::ops::gather::reference::{gather, GatherSettings};
 use gpunet::ops::gather::{Augment, Draw};
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
-use gpunet::train::{train, DeviceChoice, TrainConfig};
+use gpunet::train::{train, DeviceChoice, MetricsLine, TrainConfig};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
@@ -74,8 +74,10 @@ fn config(data: &Path, device: DeviceChoice, save: Option<&Path>) -> TrainConfig
 
 fn final_accuracy(cfg: &TrainConfig) -> f64 {
     let mut last = 0.0;
-    train(cfg, &mut std::io::sink(), &mut |r| {
-        last = r.test_acc;
+    train(cfg, &mut std::io::sink(), &mut |line| {
+        if let MetricsLine::Epoch { report, .. } = line {
+            last = report.test_acc;
+        }
         Ok(())
     })
     .unwrap();

@@ -11,7 +11,7 @@ use gpunet::backend::Optimizer;
 use gpunet::ops::optim::AdamConfig;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
-use gpunet::train::{train, DeviceChoice, EpochReport, TrainConfig};
+use gpunet::train::{train, DeviceChoice, EpochReport, MetricsLine, TrainConfig};
 
 const REQUIRED_TEST_ACCURACY: f64 = 0.84;
 
@@ -53,8 +53,10 @@ fn config(spec: &str, device: DeviceChoice) -> TrainConfig {
 
 fn run(cfg: &TrainConfig) -> Vec<EpochReport> {
     let mut reports = Vec::new();
-    train(cfg, &mut std::io::sink(), &mut |r| {
-        reports.push(r.clone());
+    train(cfg, &mut std::io::sink(), &mut |line| {
+        if let MetricsLine::Epoch { report, .. } = line {
+            reports.push(report.clone());
+        }
         Ok(())
     })
     .unwrap();

@@ -378,26 +378,30 @@ fn a_value_read_twice_gets_the_sum_of_its_gradients() {
         outputs,
         activation: Activation::Identity,
     };
-    let a = b.push(0, Box::new(dense(6, 5)), vec![Value::Input]);
+    let a = b
+        .push(0, Box::new(dense(6, 5)), vec![Value::Input])
+        .unwrap();
     assert!(b.fuse(a, Activation::Relu));
-    let f = b.push(2, Box::new(dense(5, 5)), vec![a]);
+    let f = b.push(2, Box::new(dense(5, 5)), vec![a]).unwrap();
     assert!(b.fuse(f, Activation::Tanh));
     let shape = b.shape(a);
-    let sum = b.push(4, Box::new(Add { shape }), vec![a, f]);
+    let sum = b.push(4, Box::new(Add { shape }), vec![a, f]).unwrap();
     let act = ActivationOp {
         shape,
         act: Activation::Relu,
     };
-    let y = b.push(5, Box::new(act), vec![sum]);
-    b.push(6, Box::new(dense(5, 3)), vec![y]);
+    let y = b.push(5, Box::new(act), vec![sum]).unwrap();
+    b.push(6, Box::new(dense(5, 3)), vec![y]).unwrap();
     let graph = b.finish(&ModelSpec::parse("dense3").unwrap(), 3).unwrap();
     check_graph("residual", &graph, 19);
     // The input read twice as well: add(x, x) doubles its gradient.
     let mut b = GraphBuilder::new(input);
-    let twice = b.push(0, Box::new(Add { shape: input }), vec![Value::Input; 2]);
-    let h = b.push(1, Box::new(dense(6, 4)), vec![twice]);
+    let twice = b
+        .push(0, Box::new(Add { shape: input }), vec![Value::Input; 2])
+        .unwrap();
+    let h = b.push(1, Box::new(dense(6, 4)), vec![twice]).unwrap();
     assert!(b.fuse(h, Activation::Sigmoid));
-    b.push(2, Box::new(dense(4, 3)), vec![h]);
+    b.push(2, Box::new(dense(4, 3)), vec![h]).unwrap();
     let graph = b.finish(&ModelSpec::parse("dense3").unwrap(), 3).unwrap();
     check_graph("x + x", &graph, 20);
 }

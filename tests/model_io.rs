@@ -12,7 +12,7 @@ use gpunet::model_file;
 use gpunet::ops::optim::AdamConfig;
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
-use gpunet::train::{train, DeviceChoice, TrainConfig};
+use gpunet::train::{train, DeviceChoice, MetricsLine, TrainConfig};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -112,8 +112,10 @@ fn check_resume(spec: &str, train_limit: usize) {
         let mut first = config(device, spec, 4, Some(ckpt.clone()));
         first.train_limit = Some(train_limit);
         first.checkpoint_every = 2;
-        let interrupted = train(&first, &mut std::io::sink(), &mut |report| {
-            anyhow::ensure!(report.epoch < 2, "interrupted");
+        let interrupted = train(&first, &mut std::io::sink(), &mut |line| {
+            if let MetricsLine::Epoch { report, .. } = line {
+                anyhow::ensure!(report.epoch < 2, "interrupted");
+            }
             Ok(())
         });
         assert!(interrupted.is_err());
@@ -407,7 +409,8 @@ fn cli_saves_logs_plots_evaluates_and_predicts() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    // The log: 16 steps per epoch, a line at step 10 and one per epoch.
+    // The log: 16 steps per epoch, a line at steps 10, 20 and 30 (counted
+    // from the start of training) and one per epoch.
     let log = std::fs::read_to_string(p("log.jsonl")).unwrap();
     let lines: Vec<serde_json::Value> = log
         .lines()
@@ -417,7 +420,12 @@ fn cli_saves_logs_plots_evaluates_and_predicts() {
     assert_eq!(epochs.len(), 2);
     assert_eq!(epochs[1]["epoch"], 2);
     assert!(epochs[1]["test_acc"].as_f64().unwrap() > 0.5);
-    assert_eq!(lines.iter().filter(|v| v["kind"] == "steps").count(), 2);
+    let steps: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|v| v["kind"] == "steps")
+        .map(|v| &v["step"])
+        .collect();
+    assert_eq!(steps, [10, 20, 30]);
 
     let plot = image::open(p("curves.png")).unwrap();
     assert_eq!((plot.width(), plot.height()), (1000, 420));

@@ -148,26 +148,32 @@ fn epochs_with_batch_norm_and_a_short_last_batch_agree() {
 fn a_graph_with_a_value_read_twice_trains_alike() {
     let mut b = GraphBuilder::new(MNIST);
     let conv = |input, channels| Conv2d::new(input, channels, 3, 1, 1).unwrap();
-    let a = b.push(0, Box::new(conv(MNIST, 4)), vec![Value::Input]);
+    let a = b
+        .push(0, Box::new(conv(MNIST, 4)), vec![Value::Input])
+        .unwrap();
     assert!(b.fuse(a, Activation::Relu));
-    let f = b.push(2, Box::new(conv(b.shape(a), 4)), vec![a]);
+    let f = b.push(2, Box::new(conv(b.shape(a), 4)), vec![a]).unwrap();
     let shape = b.shape(a);
-    let sum = b.push(3, Box::new(Add { shape }), vec![a, f]);
-    let act = b.push(
-        4,
-        Box::new(ActivationOp {
-            shape,
-            act: Activation::Relu,
-        }),
-        vec![sum],
-    );
-    let pool = b.push(5, Box::new(MaxPool::new(shape, 2, 2).unwrap()), vec![act]);
+    let sum = b.push(3, Box::new(Add { shape }), vec![a, f]).unwrap();
+    let act = b
+        .push(
+            4,
+            Box::new(ActivationOp {
+                shape,
+                act: Activation::Relu,
+            }),
+            vec![sum],
+        )
+        .unwrap();
+    let pool = b
+        .push(5, Box::new(MaxPool::new(shape, 2, 2).unwrap()), vec![act])
+        .unwrap();
     let logits = Dense {
         inputs: b.shape(pool).len(),
         outputs: 10,
         activation: Activation::Identity,
     };
-    b.push(6, Box::new(logits), vec![pool]);
+    b.push(6, Box::new(logits), vec![pool]).unwrap();
     let spec = ModelSpec::parse("dense10").unwrap();
     let graph = b.finish(&spec, 10).unwrap();
     compare_graph_after_epoch(&graph, 24, 8, SGD);

@@ -55,7 +55,7 @@ pub struct BenchArgs {
     /// A fast look: small matmuls, few training images, short measurements.
     #[arg(long)]
     pub quick: bool,
-    /// Square matmul sizes [default: 128,256,512,1024,2048,4096; 128,256 with --quick].
+    /// Square matmul sizes [default: 128,256,512,1024,2048,4096; 128 with --quick].
     #[arg(long, value_delimiter = ',')]
     pub sizes: Option<Vec<usize>>,
     /// Run the CPU reference matmul only up to this size.
@@ -67,11 +67,11 @@ pub struct BenchArgs {
     /// Train only these default models [default: mlp,cnn].
     #[arg(long, value_enum, value_delimiter = ',')]
     pub models: Vec<train::Model>,
-    /// Training batch sizes [default: 64,128,256,1024; 64,256 with --quick].
+    /// Training batch sizes [default: 64,128,256,1024; 64 with --quick].
     #[arg(long, value_delimiter = ',')]
     pub batches: Option<Vec<usize>>,
     /// Training images per epoch for both models, rounded up to whole batches
-    /// [default: 4096 for the MLP and 512 for the CNN; 1024 and 128 with --quick].
+    /// [default: 4096 for the MLP and 512 for the CNN; 1024 and 64 with --quick].
     #[arg(long)]
     pub train_images: Option<usize>,
     /// Seconds to repeat each measurement for [default: 0.3; 0.05 with --quick].
@@ -121,11 +121,11 @@ impl Settings {
         let matmul_sizes = args
             .sizes
             .clone()
-            .unwrap_or_else(|| pick(vec![128, 256], vec![128, 256, 512, 1024, 2048, 4096]));
+            .unwrap_or_else(|| pick(vec![128], vec![128, 256, 512, 1024, 2048, 4096]));
         let train_batches = args
             .batches
             .clone()
-            .unwrap_or_else(|| pick(vec![64, 256], vec![64, 128, 256, 1024]));
+            .unwrap_or_else(|| pick(vec![64], vec![64, 128, 256, 1024]));
         if matmul_sizes.contains(&0) {
             bail!("--sizes: a matmul size must be at least 1");
         }
@@ -148,7 +148,7 @@ impl Settings {
             cpu_max_size: args.cpu_max_size,
             naive_max_size: args.naive_max_size,
             max_run_seconds: args.max_run_time,
-            conv_batch: if quick { 32 } else { 128 },
+            conv_batch: if quick { 8 } else { 128 },
             softmax_cases: vec![(128, 10), (1024, 1000)],
             train_batches,
             train_models: if args.models.is_empty() {
@@ -157,7 +157,7 @@ impl Settings {
                 args.models.clone()
             },
             mlp_images: args.train_images.unwrap_or(if quick { 1024 } else { 4096 }),
-            cnn_images: args.train_images.unwrap_or(if quick { 128 } else { 512 }),
+            cnn_images: args.train_images.unwrap_or(if quick { 64 } else { 512 }),
             data: args.data.clone(),
             budget: Budget {
                 seconds,

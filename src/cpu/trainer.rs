@@ -161,7 +161,10 @@ impl Backend for CpuTrainer {
             }
             self.update(plan.lrs[step], plan.first_step + step);
             let due = |every: usize| every > 0 && (step + 1) % every == 0;
-            let report = due(plan.report_every).then_some((step + 1, stats));
+            // --log-every counts the steps since the start of training.
+            let global = plan.first_step + step + 1;
+            let report = (plan.report_every > 0 && global.is_multiple_of(plan.report_every))
+                .then_some((step + 1, stats));
             let snapshot = due(plan.snapshot_every)
                 .then(|| (step + 1, self.params[self.graph.params[0].range()].to_vec()));
             progress(Update {

@@ -3,8 +3,10 @@
 //! data, row-major. Files may be gzipped; the gzip magic `1f 8b` decides.
 
 use super::DataError;
+use crate::memory;
 use flate2::read::GzDecoder;
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 /// Magic of an IDX file of u8 images: type 0x08, 3 dimensions (n, rows, cols).
@@ -19,65 +21,82 @@ pub struct IdxArray {
     pub data: Vec<u8>,
 }
 
-/// Reads the whole file, gunzipping it when it starts with the gzip magic.
-pub fn read_maybe_gzipped(path: &Path) -> Result<Vec<u8>, DataError> {
-    let raw = std::fs::read(path).map_err(|source| DataError::Io {
+/// Reads and parses one IDX file (gzipped or raw): the header first, then
+/// at most the data it promises and one byte more, so that a small gzip
+/// holding gigabytes of zeros (or a huge sparse file) costs no more memory
+/// than its header admits to. A gzip stream is recognised by its magic
+/// `1f 8b`.
+pub fn read(path: &Path, expected_magic: u32) -> Result<IdxArray, DataError> {
+    let io = |source| DataError::Io {
         path: path.to_owned(),
         source,
-    })?;
-    if raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        GzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| DataError::BadGzip {
-                path: path.to_owned(),
-                reason: e.to_string(),
-            })?;
-        Ok(out)
+    };
+    let file = File::open(path).map_err(io)?;
+    let raw_len = file.metadata().map_err(io)?.len();
+    let mut reader = BufReader::new(file);
+    let gzipped = reader.fill_buf().map_err(io)?.starts_with(&[0x1f, 0x8b]);
+    if gzipped {
+        read_from(path, GzDecoder::new(reader), expected_magic, None)
     } else if path.extension().is_some_and(|e| e == "gz") {
         Err(DataError::BadGzip {
             path: path.to_owned(),
             reason: "the file is named .gz but does not start with the gzip magic 1f 8b".into(),
         })
     } else {
-        Ok(raw)
+        read_from(path, reader, expected_magic, Some(raw_len))
     }
 }
 
-/// Parses IDX bytes, checking the magic number against `expected_magic`
-/// and the data length against the header.
-pub fn parse(path: &Path, bytes: &[u8], expected_magic: u32) -> Result<IdxArray, DataError> {
-    let what = match expected_magic {
-        IMAGES_MAGIC => "u8 images: n × rows × cols",
-        LABELS_MAGIC => "u8 labels: n",
-        _ => "u8 array",
-    };
-    if bytes.len() < 4 {
-        return Err(DataError::Truncated {
+/// Reads up to `want` bytes (fewer only at the end of the stream).
+fn read_up_to(path: &Path, reader: &mut impl Read, want: usize) -> Result<Vec<u8>, DataError> {
+    let mut out = Vec::new();
+    reader
+        .take(want as u64)
+        .read_to_end(&mut out)
+        .map_err(|e| stream_error(path, e))?;
+    Ok(out)
+}
+
+/// A read error of a file or of the gzip stream inside it.
+fn stream_error(path: &Path, e: std::io::Error) -> DataError {
+    match e.kind() {
+        std::io::ErrorKind::InvalidInput
+        | std::io::ErrorKind::InvalidData
+        | std::io::ErrorKind::UnexpectedEof => DataError::BadGzip {
             path: path.to_owned(),
-            expected: 4,
-            found: bytes.len(),
-        });
-    }
-    let magic = u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    if magic != expected_magic {
-        return Err(DataError::BadMagic {
+            reason: e.to_string(),
+        },
+        _ => DataError::Io {
             path: path.to_owned(),
-            found: magic,
-            expected: expected_magic,
-            what,
-        });
+            source: e,
+        },
     }
-    let ndim = (magic & 0xff) as usize;
+}
+
+/// Parses an IDX stream, checking the magic number against
+/// `expected_magic` before reading further, then that the data has the
+/// length the header promises. `raw_len`, the file's size when it is not
+/// compressed, lets a short or long file be told without reading it. Never
+/// reads more than the header and the promised data plus one byte, and
+/// refuses a promise larger than the host's available memory.
+pub fn read_from(
+    path: &Path,
+    mut reader: impl Read,
+    expected_magic: u32,
+    raw_len: Option<u64>,
+) -> Result<IdxArray, DataError> {
+    let head = read_up_to(path, &mut reader, 4)?;
+    let ndim = check_magic(path, &head, expected_magic)?;
     let header_len = 4 + 4 * ndim;
-    if bytes.len() < header_len {
+    let dims_bytes = read_up_to(path, &mut reader, 4 * ndim)?;
+    if dims_bytes.len() < 4 * ndim {
         return Err(DataError::Truncated {
             path: path.to_owned(),
             expected: header_len,
-            found: bytes.len(),
+            found: 4 + dims_bytes.len(),
         });
     }
-    let dims: Vec<usize> = bytes[4..header_len]
+    let dims: Vec<usize> = dims_bytes
         .chunks_exact(4)
         .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]) as usize)
         .collect();
@@ -86,35 +105,98 @@ pub fn parse(path: &Path, bytes: &[u8], expected_magic: u32) -> Result<IdxArray,
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
         .ok_or_else(|| DataError::Invalid {
             path: path.to_owned(),
-            reason: format!("dimensions {dims:?} overflow"),
+            reason: format!("dimensions {} overflow", join_dims(&dims)),
         })?;
-    let found = bytes.len() - header_len;
-    if found < expected {
-        return Err(DataError::Truncated {
-            path: path.to_owned(),
-            expected,
-            found,
-        });
+    if let Some(len) = raw_len {
+        let found = len.saturating_sub(header_len as u64);
+        if found != expected as u64 {
+            return Err(length_error(path, expected, found));
+        }
     }
-    if found > expected {
-        return Err(DataError::Invalid {
-            path: path.to_owned(),
-            reason: format!(
-                "{} bytes of trailing data after the {expected} the header promises",
-                found - expected
+    memory::check_host(
+        &[memory::Need::new(
+            format!(
+                "{}: a {} array, as its header promises,",
+                path.display(),
+                join_dims(&dims)
             ),
-        });
+            Some(expected as u64),
+        )],
+        "",
+    )
+    .map_err(|e| DataError::Invalid {
+        path: path.to_owned(),
+        reason: e
+            .to_string()
+            .replacen(&format!("{}: ", path.display()), "", 1),
+    })?;
+    let data = read_up_to(path, &mut reader, expected.saturating_add(1))?;
+    if data.len() != expected {
+        return Err(length_error(path, expected, data.len() as u64));
     }
-    Ok(IdxArray {
-        dims,
-        data: bytes[header_len..].to_vec(),
-    })
+    Ok(IdxArray { dims, data })
 }
 
-/// Reads and parses one IDX file (gzipped or raw).
-pub fn read(path: &Path, expected_magic: u32) -> Result<IdxArray, DataError> {
-    let bytes = read_maybe_gzipped(path)?;
-    parse(path, &bytes, expected_magic)
+/// The magic's check; the number of dimensions it gives.
+fn check_magic(path: &Path, head: &[u8], expected_magic: u32) -> Result<usize, DataError> {
+    let what = match expected_magic {
+        IMAGES_MAGIC => "u8 images: n × rows × cols",
+        LABELS_MAGIC => "u8 labels: n",
+        _ => "u8 array",
+    };
+    let Ok(magic) = <[u8; 4]>::try_from(head) else {
+        return Err(DataError::Truncated {
+            path: path.to_owned(),
+            expected: 4,
+            found: head.len(),
+        });
+    };
+    let magic = u32::from_be_bytes(magic);
+    if magic != expected_magic {
+        return Err(DataError::BadMagic {
+            path: path.to_owned(),
+            found: magic,
+            expected: expected_magic,
+            what,
+        });
+    }
+    Ok((magic & 0xff) as usize)
+}
+
+/// "60000×28×28".
+fn join_dims(dims: &[usize]) -> String {
+    let parts: Vec<String> = dims.iter().map(usize::to_string).collect();
+    parts.join("×")
+}
+
+/// Data shorter than promised (truncated), or longer: `found` counts the
+/// data after the header (for a stream, one byte past the promise means
+/// "more").
+fn length_error(path: &Path, expected: usize, found: u64) -> DataError {
+    if found < expected as u64 {
+        DataError::Truncated {
+            path: path.to_owned(),
+            expected,
+            found: found as usize,
+        }
+    } else {
+        DataError::Invalid {
+            path: path.to_owned(),
+            reason: format!(
+                "more data than the header promises: it promises {expected} bytes after the header, and the file holds {}",
+                if found == expected as u64 + 1 {
+                    "more (reading stopped there)".to_string()
+                } else {
+                    format!("{found}")
+                }
+            ),
+        }
+    }
+}
+
+/// Parses IDX bytes already in memory (see [`read_from`]).
+pub fn parse(path: &Path, bytes: &[u8], expected_magic: u32) -> Result<IdxArray, DataError> {
+    read_from(path, bytes, expected_magic, Some(bytes.len() as u64))
 }
 
 /// Encodes an array as IDX bytes (used by tests and tools that write subsets).

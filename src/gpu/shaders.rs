@@ -64,6 +64,7 @@ impl Kernels {
         if let Some(kernel) = kernels.get(entry) {
             return kernel.clone();
         }
+        crate::status::set(|| format!("compiling the {} kernel {entry}", shader.name));
         let mut modules = self.modules.lock().expect("module cache poisoned");
         let module = modules.entry(shader.name).or_insert_with(|| {
             ctx.device

@@ -12,6 +12,7 @@ use crate::backend::{Backend, EpochPlan, EpochStats, OnUpdate, Optimizer, Update
 use crate::data::Dataset;
 use crate::graph::Graph;
 use crate::ops::gather::{Augment, GatherInput};
+use crate::memory;
 use crate::ops::softmax_xent::METRICS_WORDS;
 use crate::ops::Mode;
 use anyhow::{bail, ensure, Result};
@@ -112,6 +113,51 @@ impl ResidentSplit {
     fn n_steps(&self) -> usize {
         self.steps.capacity
     }
+}
+
+/// Refuses, before any is made, a buffer larger than the adapter allows
+/// (wgpu would fail on it, or the process abort on the host's copy):
+/// each buffer the trainer makes, named for the user. The datasets are
+/// not among them: `ResidentSplit::upload` splits them across buffers and
+/// names the limit itself.
+fn check_buffer_sizes(ctx: &GpuContext, graph: &Graph, batch: usize) -> Result<()> {
+    let limits = ctx.device.limits();
+    let limit = limits
+        .max_buffer_size
+        .min(limits.max_storage_buffer_binding_size);
+    let f32s = |n: Option<u64>| n.and_then(|n| memory::bytes_of(n, 4));
+    let mut needs = vec![
+        memory::Need::new(
+            format!("the parameters ({} values)", graph.param_len),
+            f32s(Some(graph.param_len as u64)),
+        ),
+        memory::Need::new(
+            format!("a batch of {batch} inputs"),
+            f32s((batch as u64).checked_mul(graph.input_size() as u64)),
+        ),
+    ];
+    for node in &graph.nodes {
+        needs.push(memory::Need::new(
+            format!("{}: its output for a batch of {batch}", node.label()),
+            f32s((batch as u64).checked_mul(node.output_len() as u64)),
+        ));
+        for saved in &node.saved {
+            let n = if saved.per_example {
+                (batch as u64).checked_mul(saved.len as u64)
+            } else {
+                Some(saved.len as u64)
+            };
+            needs.push(memory::Need::new(
+                format!("{}: its saved {}", node.label(), saved.name),
+                f32s(n),
+            ));
+        }
+    }
+    memory::check_each(
+        &needs,
+        limit,
+        &format!("the largest buffer {} allows", ctx.describe()),
+    )
 }
 
 pub struct GpuTrainer {
@@ -275,6 +321,7 @@ impl GpuTrainer {
             init.len() == graph.param_len,
             "parameter vector has the wrong length"
         );
+        check_buffer_sizes(&ctx, graph, batch)?;
         let guard = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let kernels = Kernels::new(&ctx);
         graph.normalization.check(graph.input.c)?;
@@ -376,10 +423,13 @@ impl GpuTrainer {
     /// reporting progress as submissions complete, and reads the metrics
     /// once — and also, when asked, the running sums every `report_every`
     /// steps and the first layer's weights every `snapshot_every` steps
-    /// (each such stop is a read-back that waits for the GPU).
+    /// (each such stop is a read-back that waits for the GPU). Reports
+    /// fall where the steps since the start of training, `first_step` before
+    /// this epoch, are a multiple of `report_every`.
     fn run_epoch(
         &self,
         training: bool,
+        first_step: usize,
         report_every: usize,
         snapshot_every: usize,
         progress: OnUpdate,
@@ -403,7 +453,7 @@ impl GpuTrainer {
             let last = [
                 Some(first + STEPS_PER_SUBMIT),
                 Some(steps),
-                next_multiple(first, report_every),
+                next_multiple(first_step + first, report_every).map(|g| g - first_step),
                 next_multiple(first, snapshot_every),
             ]
             .into_iter()
@@ -429,7 +479,7 @@ impl GpuTrainer {
             let submitted = self.ctx.queue.submit([encoder.finish()]);
             let examples = |done: usize| (done * self.batch).min(split.len);
             let (report_due, snapshot_due) = (
-                is_multiple(last, report_every),
+                is_multiple(first_step + last, report_every),
                 is_multiple(last, snapshot_every),
             );
             if report_due || snapshot_due {
@@ -539,11 +589,17 @@ impl Backend for GpuTrainer {
             plan.first_step,
             plan.lrs,
         );
-        self.run_epoch(true, plan.report_every, plan.snapshot_every, progress)
+        self.run_epoch(
+            true,
+            plan.first_step,
+            plan.report_every,
+            plan.snapshot_every,
+            progress,
+        )
     }
 
     fn evaluate(&mut self, progress: OnUpdate) -> Result<EpochStats> {
-        self.run_epoch(false, 0, 0, progress)
+        self.run_epoch(false, 0, 0, 0, progress)
     }
 
     fn params(&self) -> Result<Vec<f32>> {

@@ -30,10 +30,24 @@ pub const CONV2D_SUBGROUP: Shader = Shader {
 /// agree bit for bit, so the choice changes only the time a step takes).
 pub fn fastest_conv(
     ctx: &GpuContext,
+    conv: &Conv2d,
     pass: ConvPass,
     launch: impl Fn(ConvVersion) -> Dispatch,
 ) -> Dispatch {
     let versions = ConvVersion::available(ctx, pass);
+    crate::status::set(|| {
+        let pass = match pass {
+            ConvPass::Forward => "forward",
+            ConvPass::BackwardInput => "input-gradient",
+            ConvPass::BackwardWeight => "weight-gradient",
+        };
+        format!(
+            "tuning {} on {}: timing {} versions of its {pass} pass",
+            crate::ops::Op::label(conv),
+            conv.input,
+            versions.len()
+        )
+    });
     fastest(ctx, versions.into_iter().map(launch).collect())
 }
 
@@ -106,7 +120,7 @@ impl Kernels {
         b: Binding,
         y: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, ConvPass::Forward, |version| {
+        fastest_conv(ctx, conv, ConvPass::Forward, |version| {
             self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y)
         })
     }
@@ -157,7 +171,7 @@ impl Kernels {
         w: Binding,
         dx: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, ConvPass::BackwardInput, |version| {
+        fastest_conv(ctx, conv, ConvPass::BackwardInput, |version| {
             self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
         })
     }
@@ -208,7 +222,7 @@ impl Kernels {
         x: Binding,
         dw: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, ConvPass::BackwardWeight, |version| {
+        fastest_conv(ctx, conv, ConvPass::BackwardWeight, |version| {
             self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
         })
     }

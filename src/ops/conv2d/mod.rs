@@ -40,7 +40,10 @@ impl Conv2d {
         stride: usize,
         padding: usize,
     ) -> Result<Conv2d> {
-        let (ph, pw) = (input.h + 2 * padding, input.w + 2 * padding);
+        let padded = |side: usize| padding.checked_mul(2).and_then(|p| p.checked_add(side));
+        let (Some(ph), Some(pw)) = (padded(input.h), padded(input.w)) else {
+            bail!("the padding {padding} makes a feature map too large to count in 64 bits");
+        };
         if kernel > ph || kernel > pw {
             bail!("the {kernel}×{kernel} kernel is larger than the {ph}×{pw} padded feature map");
         }
