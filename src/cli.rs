@@ -215,6 +215,10 @@ pub struct InspectArgs {
     /// Gradient-ascent steps of activation maximisation.
     #[arg(long, default_value_t = 200)]
     pub ascent_steps: usize,
+    /// How many units of each hidden layer (the first ones) get an
+    /// activation-maximisation image on their unit pages; every output does.
+    #[arg(long, default_value_t = 128)]
+    pub ascent_units: usize,
     /// Also write the raw numbers to OUT/report.json.
     #[arg(long)]
     pub json: bool,
@@ -516,6 +520,7 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
             steps: args.ascent_steps,
             ..Default::default()
         },
+        ascent_units: args.ascent_units,
         json: args.json,
     };
     let index = report::run(&cfg, &mut output::stderr())?;
