@@ -217,7 +217,9 @@ pub struct InspectArgs {
     pub ascent_steps: usize,
     /// How many units of each hidden layer (the first ones) get an
     /// activation-maximisation image on their unit pages; every output does.
-    #[arg(long, default_value_t = 128)]
+    /// Each layer's units climb as one batch; on the CPU the cost grows with
+    /// the count.
+    #[arg(long, default_value_t = 16)]
     pub ascent_units: usize,
     /// Also write the raw numbers to OUT/report.json.
     #[arg(long)]

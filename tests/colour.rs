@@ -234,8 +234,8 @@ fn a_linear_models_templates_have_their_classes_colours_and_inspect_draws_them()
         .unwrap()
         .to_rgb8();
     let sums = tile.pixels().fold([0u64; 3], |mut s, p| {
-        for c in 0..3 {
-            s[c] += u64::from(p.0[c]);
+        for (sum, &channel) in s.iter_mut().zip(&p.0) {
+            *sum += u64::from(channel);
         }
         s
     });

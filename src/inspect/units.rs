@@ -83,7 +83,11 @@ fn weights<'a>(
     let units = n.op.units()?;
     let w = &params[graph.params[*n.params.first()?].range()];
     let per_unit = w.len() / units;
-    (per_unit % in_units == 0 && per_unit > 0).then_some((w, per_unit, per_unit / in_units))
+    (per_unit.is_multiple_of(in_units) && per_unit > 0).then_some((
+        w,
+        per_unit,
+        per_unit / in_units,
+    ))
 }
 
 fn strength(slice: &[f32]) -> f32 {

@@ -231,6 +231,9 @@ fn format_value(v: f32) -> String {
     }
 }
 
+/// A colour bar's colour at `t` in [0, 1].
+type Ramp = fn(f32) -> [u8; 3];
+
 /// How tile values become colours.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Paint {
@@ -282,7 +285,7 @@ impl Paint {
 
     /// The colour bar's scale and its colour at `t` in [0, 1] (`−s` to
     /// `+s`), for the paints that have one.
-    fn bar(self) -> Option<(f32, fn(f32) -> [u8; 3])> {
+    fn bar(self) -> Option<(f32, Ramp)> {
         match self {
             Paint::Diverging(scale) => Some((scale, |t| diverging(2.0 * t - 1.0, 1.0))),
             Paint::SignedRgb(scale) => Some((scale, grayscale)),
@@ -534,7 +537,7 @@ impl GridLayout {
         image: &mut RgbImage,
         top: i64,
         scale: f32,
-        ramp: fn(f32) -> [u8; 3],
+        ramp: Ramp,
         label: &str,
     ) {
         let (left, width) = (self.bar.0 as i64, self.bar.1);
