@@ -270,6 +270,16 @@ impl UnitPage<'_> {
                 });
             }
         }
+        if self.template.is_none() {
+            pictures.paragraphs.push(
+                "No input template: this unit reads the maps of the layer before, through activations, not the image itself. Its strongest connections are below.".into(),
+            );
+        }
+        if self.maximised.is_none() {
+            pictures.paragraphs.push(
+                "No maximisation image: inspect climbs only the first units of each hidden layer; rerun it with a larger --ascent-units to include this one.".into(),
+            );
+        }
         if let Some((tile, activation)) = &self.maximised {
             let file = format!("{stem}-maximised.png");
             render::image_grid(
@@ -338,7 +348,12 @@ impl UnitPage<'_> {
                         } else {
                             format!("unit {u}")
                         };
-                        vec![name, format!("{w:+.3}")]
+                        let strength = if c.signed {
+                            format!("{w:+.3}")
+                        } else {
+                            format!("{w:.3}")
+                        };
+                        vec![name, strength]
                     })
                     .collect(),
             });
