@@ -249,6 +249,12 @@ pub struct InspectArgs {
     /// Gradient-ascent steps of activation maximisation.
     #[arg(long, default_value_t = 200)]
     pub ascent_steps: usize,
+    /// How many units of each hidden layer (the first ones) get an
+    /// activation-maximisation image on their unit pages; every output does.
+    /// Each layer's units climb as one batch; on the CPU the cost grows with
+    /// the count.
+    #[arg(long, default_value_t = 16)]
+    pub ascent_units: usize,
     /// Also write the raw numbers to OUT/report.json.
     #[arg(long)]
     pub json: bool,
@@ -629,6 +635,7 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
             steps: args.ascent_steps,
             ..Default::default()
         },
+        ascent_units: args.ascent_units,
         json: args.json,
         prompts: (args.prompts || args.llm_url.is_some()).then(|| PromptsConfig {
             llm: args.llm_url.zip(args.llm_model).map(|(url, model)| {

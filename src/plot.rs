@@ -220,7 +220,7 @@ impl Panel {
             .y_desc(y_desc)
             .label_style(font(13.0))
             .axis_desc_style(font(15.0))
-            .x_labels(8)
+            .x_labels(epoch_labels(&self.epochs))
             .y_labels(8)
             .x_label_formatter(&|x| format_epoch(*x))
             .y_label_formatter(&|y| format!("{y:.decimals$}"))
@@ -272,7 +272,9 @@ fn plot_error<E: std::error::Error + Send + Sync + 'static>(
     anyhow!("plotters: {e}")
 }
 
-/// The epochs spanned, widened when there is only one.
+/// The epochs spanned, from the whole epoch at or before the first point
+/// to the whole epoch at or after the last (at least one epoch wide), so
+/// that the axis has whole epochs to tick.
 fn epoch_range(points: &[CurvePoint]) -> Range<f64> {
     let finite = points.iter().map(|p| p.epoch).filter(|e| e.is_finite());
     let (lo, hi) = finite.fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), e| {
@@ -281,10 +283,18 @@ fn epoch_range(points: &[CurvePoint]) -> Range<f64> {
     if !lo.is_finite() {
         return 0.0..1.0;
     }
-    if hi - lo < 1e-9 {
-        return (lo - 0.5)..(hi + 0.5);
-    }
-    lo..hi
+    let (lo, hi) = ((lo + 1e-9).floor(), (hi - 1e-9).ceil());
+    lo..hi.max(lo + 1.0)
+}
+
+/// How many epoch ticks to ask plotters for so that it puts them on whole
+/// epochs only. Its steps are 1, 2 or 5 × 10^k, the finest whose count fits;
+/// on a range of whole epochs `span` wide, asking for at most `span + 1`
+/// rules out the half-epoch step (2·span + 1 ticks), and 10 keeps long runs
+/// readable (every 2nd, 5th, 10th … epoch).
+fn epoch_labels(range: &Range<f64>) -> usize {
+    let span = (range.end - range.start).round().max(1.0) as usize;
+    (span + 1).min(10)
 }
 
 /// From 0 to a little above the largest loss.
@@ -426,6 +436,48 @@ mod tests {
         let err = plot_curves(&path, &run(), 10, 10).unwrap_err().to_string();
         assert!(err.contains("curves.png") && err.contains("10×10"), "{err}");
         assert!(!path.exists());
+    }
+
+    #[test]
+    fn epoch_ticks_are_whole_epochs() {
+        let at = |epochs: &[f64]| {
+            let points: Vec<CurvePoint> = epochs
+                .iter()
+                .map(|&epoch| CurvePoint {
+                    epoch,
+                    train_loss: 1.0,
+                    train_acc: 0.5,
+                    test_loss: None,
+                    test_acc: None,
+                })
+                .collect();
+            let range = epoch_range(&points);
+            let coord: plotters::coord::types::RangedCoordf64 = range.clone().into();
+            coord.key_points(epoch_labels(&range))
+        };
+        // A run logged every fifth of an epoch for 2 epochs: 0, 1, 2 only.
+        let fifths: Vec<f64> = (1..=10).map(|i| i as f64 / 5.0).collect();
+        assert_eq!(at(&fifths), [0.0, 1.0, 2.0]);
+        // Less than an epoch still gets both ends.
+        assert_eq!(at(&[0.25, 0.5]), [0.0, 1.0]);
+        assert_eq!(at(&[3.0]), [3.0, 4.0]);
+        // Long runs: every 5th or 10th epoch, never more than 10 ticks.
+        let long: Vec<f64> = (1..=37).map(f64::from).collect();
+        assert_eq!(at(&long), [5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0]);
+        let longer: Vec<f64> = (1..=300).map(f64::from).collect();
+        assert!(at(&longer).len() <= 10);
+        assert!(at(&longer).iter().all(|e| e.fract() == 0.0));
+        // Every run length from a tenth of an epoch to 120 epochs, logged
+        // every tenth of an epoch: whole epochs, 2 to 10 of them.
+        for tenths in 1..=1200 {
+            let points: Vec<f64> = (1..=tenths).map(|t| t as f64 / 10.0).collect();
+            let ticks = at(&points);
+            assert!(
+                (2..=10).contains(&ticks.len()) && ticks.iter().all(|e| e.fract() == 0.0),
+                "{} epochs: {ticks:?}",
+                tenths as f64 / 10.0
+            );
+        }
     }
 
     #[test]

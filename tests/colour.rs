@@ -24,7 +24,7 @@ use gpunet::ops::gather::{Augment, Draw};
 use gpunet::schedule::ScheduleKind;
 use gpunet::spec::ModelSpec;
 use gpunet::train::{train, DeviceChoice, MetricsLine, TrainConfig};
-use rand::SeedableRng;
+use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
@@ -471,4 +471,134 @@ fn the_cifar_preset_fits_its_head_to_the_class_count() {
         format!("{err:#}").contains("ends in 10 outputs but the data has 4 classes"),
         "{err:#}"
     );
+}
+
+const COLOURS: [(&str, [u8; 3]); 3] = [
+    ("red", [230, 20, 20]),
+    ("green", [20, 230, 20]),
+    ("blue", [20, 20, 230]),
+];
+
+/// A set whose classes differ only by colour: a 16×16 patch of the class's
+/// colour at a random place on gray noise.
+fn write_colour_only_dataset(dir: &Path) {
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut batch = |n: usize| -> Vec<u8> {
+        (0..n)
+            .flat_map(|i| {
+                let label = (i % 3) as u8;
+                let colour = COLOURS[label as usize].1;
+                let (top, left): (i32, i32) = (rng.random_range(0..16), rng.random_range(0..16));
+                let noise: Vec<u8> = (0..1024).map(|_| rng.random_range(60..120)).collect();
+                let mut rec = vec![label];
+                for value in colour {
+                    for (k, &n) in noise.iter().enumerate() {
+                        let (y, x) = ((k / 32) as i32, (k % 32) as i32);
+                        let inside = (top..top + 16).contains(&y) && (left..left + 16).contains(&x);
+                        rec.push(if inside { value } else { n });
+                    }
+                }
+                rec
+            })
+            .collect()
+    };
+    std::fs::write(dir.join("data_batch_1.bin"), batch(300)).unwrap();
+    std::fs::write(dir.join("test_batch.bin"), batch(60)).unwrap();
+    let names: Vec<&str> = COLOURS.iter().map(|c| c.0).collect();
+    std::fs::write(dir.join("batches.meta.txt"), names.join("\n")).unwrap();
+}
+
+/// A linear (`dense3`) model on colour-only classes: each class's template
+/// has that class's colour (its strongest channel on average is the class's
+/// channel), and inspect draws the report in colour with the class names.
+#[test]
+fn a_linear_models_templates_have_their_classes_colours_and_inspect_draws_them() {
+    use gpunet::inspect::analysis::{self, AscentSettings};
+    use gpunet::inspect::report::{self, InspectConfig};
+    let dir = tempfile::tempdir().unwrap();
+    write_colour_only_dataset(dir.path());
+    let saved = dir.path().join("linear.safetensors");
+    let cfg = TrainConfig {
+        spec: Some(ModelSpec::parse("dense3").unwrap()),
+        epochs: 3,
+        lr: 0.01,
+        snapshot_every: 5,
+        ..config(dir.path(), DeviceChoice::Cpu, Some(&saved))
+    };
+    let accuracy = final_accuracy(&cfg);
+    assert!(accuracy >= 0.95, "test accuracy {accuracy}");
+    let model = model_file::load(&saved).unwrap();
+    let templates =
+        analysis::first_layer_templates(&model.graph, &model.params[model.graph.params[0].range()]);
+    assert_eq!(templates.len(), 3);
+    for (class, template) in templates.iter().enumerate() {
+        assert_eq!(template.channels, 3);
+        let means = template.channel_means();
+        let strongest = (0..3)
+            .max_by(|&a, &b| means[a].total_cmp(&means[b]))
+            .unwrap();
+        eprintln!(
+            "{}: mean weight per channel (R, G, B) {means:.4?}",
+            COLOURS[class].0
+        );
+        assert_eq!(
+            strongest, class,
+            "the {} template's mean colour",
+            COLOURS[class].0
+        );
+        assert!(means[class] > 0.0);
+    }
+
+    let out = dir.path().join("report");
+    let inspect = InspectConfig {
+        model: saved,
+        out: out.clone(),
+        device: DeviceChoice::Cpu,
+        data: dir.path().to_owned(),
+        test_limit: None,
+        unit: None,
+        pca_layer: None,
+        nodes: Vec::new(),
+        top_k: 3,
+        mistakes: 6,
+        ascent: AscentSettings {
+            steps: 10,
+            ..Default::default()
+        },
+        ascent_units: 3,
+        json: false,
+        prompts: None,
+    };
+    let index = report::run(&inspect, &mut std::io::sink()).unwrap();
+    let html = std::fs::read_to_string(index).unwrap();
+    for name in ["red", "green", "blue"] {
+        assert!(html.contains(&format!(">{name}<")), "{name} in the report");
+    }
+    assert!(html.contains("mid-gray"), "the colour scale is explained");
+    // The pictures are in colour: the templates' tiles and the maximised
+    // inputs have pixels whose channels differ widely.
+    for picture in [
+        "templates.png",
+        "maximise_outputs.png",
+        "units/0-0-template.png",
+    ] {
+        let image = image::open(out.join(picture)).unwrap().to_rgb8();
+        let coloured = image
+            .pixels()
+            .filter(|p| p.0.iter().max().unwrap() - p.0.iter().min().unwrap() > 60)
+            .count();
+        assert!(coloured > 100, "{picture}: {coloured} coloured pixels");
+    }
+    // The red template's tile is red on average: sample its page's picture
+    // (one tile, framed), where red outweighs green and blue.
+    let tile = image::open(out.join("units/0-0-template.png"))
+        .unwrap()
+        .to_rgb8();
+    let sums = tile.pixels().fold([0u64; 3], |mut s, p| {
+        for (sum, &channel) in s.iter_mut().zip(&p.0) {
+            *sum += u64::from(channel);
+        }
+        s
+    });
+    assert!(sums[0] > sums[1] && sums[0] > sums[2], "{sums:?}");
 }

@@ -82,8 +82,8 @@ fn templates_of_a_linear_network_resemble_the_class_means() {
     let means = analysis::class_means(&test_set(2000), 10);
     let matches = (0..10)
         .filter(|&c| {
-            let own = analysis::correlation(&templates[c].2, &means[c]);
-            (0..10).all(|o| o == c || own > analysis::correlation(&templates[c].2, &means[o]))
+            let own = analysis::correlation(&templates[c].values, &means[c]);
+            (0..10).all(|o| o == c || own > analysis::correlation(&templates[c].values, &means[o]))
         })
         .count();
     assert!(
@@ -212,9 +212,18 @@ fn the_report_is_complete_and_its_pictures_decode() {
             steps: 20,
             ..Default::default()
         },
+        ascent_units: 2,
         json: true,
         prompts: None,
     };
+    // Write-ups from the language-model pipeline, keyed as documented in
+    // `inspect::writeups`; their text is escaped.
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(
+        out.join("writeups.json"),
+        r#"{"units": {"3:2": "fires on <loops> & rings"}, "layers": {"0": "edge finders"}, "network": "reads digits"}"#,
+    )
+    .unwrap();
     let index = report::run(&cfg, &mut std::io::sink()).unwrap();
     let html = std::fs::read_to_string(&index).unwrap();
     let sources: Vec<&str> = html
@@ -268,6 +277,45 @@ fn the_report_is_complete_and_its_pictures_decode() {
         report["pca_explained_variance"].as_array().unwrap().len(),
         2
     );
+    assert_eq!(report["class_names"].as_array().unwrap().len(), 10);
+    assert!(report["timings"].as_array().unwrap().len() >= 4);
+
+    // A page per unit of every layer (4 conv channels, 16 dense units, 10
+    // outputs), linked from the report, each with its pictures.
+    for layer_units in [("0", 4), ("3", 16), ("5", 10)] {
+        for unit in 0..layer_units.1 {
+            let page = format!("units/{}-{unit}.html", layer_units.0);
+            assert!(html.contains(&format!("href=\"{page}\"")), "{page} linked");
+            let text = std::fs::read_to_string(out.join(&page)).unwrap();
+            for src in text.split("src=\"").skip(1) {
+                let src = &src[..src.find('"').unwrap()];
+                assert!(out.join("units").join(src).is_file(), "{page}: {src}");
+            }
+            assert!(text.contains("classes.png"), "{page} has its bar chart");
+        }
+    }
+    // Maximised: the first 2 hidden units of each layer (--ascent-units)
+    // and every output.
+    let unit_page = |name: &str| std::fs::read_to_string(out.join("units").join(name)).unwrap();
+    assert!(unit_page("3-1.html").contains("maximised.png"));
+    assert!(!unit_page("3-2.html").contains("maximised.png"));
+    assert!(unit_page("5-9.html").contains("maximised.png"));
+    assert!(unit_page("3-2.html").contains("fires on &lt;loops&gt; &amp; rings"));
+    assert!(html.contains("edge finders") && html.contains("reads digits"));
+    // No Rust debug text anywhere.
+    for page in
+        std::iter::once(html.clone()).chain((0..16).map(|u| unit_page(&format!("3-{u}.html"))))
+    {
+        let body = &page[page.find("<body>").unwrap()..];
+        for debug in [" { ", "Some(", "None", "Sgd", "AdamConfig"] {
+            assert!(!body.contains(debug), "debug text {debug:?} in the report");
+        }
+    }
+
+    // A malformed write-up file is refused, naming it.
+    std::fs::write(out.join("writeups.json"), r#"{"units": 3}"#).unwrap();
+    let e = format!("{:#}", report::run(&cfg, &mut std::io::sink()).unwrap_err());
+    assert!(e.contains("writeups.json"), "{e}");
 }
 
 /// A backend holding `params` (and fresh running statistics: mean 0,
@@ -342,6 +390,7 @@ fn dead_units_are_judged_after_the_bn_that_follows() {
                 &test,
                 10,
                 vec![analysis::node_info(&graph, bn)],
+                &|_| {},
             )
             .unwrap();
             assert_eq!(at_bn[0].dead, [2]);
@@ -383,6 +432,7 @@ fn the_report_knows_bn_and_residual_blocks() {
             steps: 10,
             ..Default::default()
         },
+        ascent_units: 2,
         json: true,
         prompts: None,
     };

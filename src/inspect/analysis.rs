@@ -7,7 +7,7 @@
 use super::nodes;
 use crate::backend::Backend;
 use crate::data::Dataset;
-use crate::graph::{Activation, Graph};
+use crate::graph::{Activation, Graph, Value};
 use crate::ops::conv2d::Conv2d;
 use crate::ops::dense::Dense;
 use crate::ops::softmax_xent::reference as ops;
@@ -16,8 +16,9 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 
-/// The network's inputs of `images`, normalised as in training (the
-/// model's `Normalization`).
+/// The network's inputs of `images` (u8, C×H×W per image), normalised as
+/// in training (the model's `Normalization`: per channel or /255). Every
+/// analysis prepares its inputs here.
 pub fn normalise(graph: &Graph, images: &[u8]) -> Vec<f32> {
     let input = graph.input;
     graph
@@ -25,10 +26,22 @@ pub fn normalise(graph: &Graph, images: &[u8]) -> Vec<f32> {
         .apply(images, input.c, input.h * input.w)
 }
 
-/// Pixels / 255 in [0, 1], for drawing images.
+/// Pixels / 255 in [0, 1], the scale pictures are drawn on and activation
+/// maximisation climbs on (see [`to_display`] and [`INPUT_RANGE`]).
 pub fn unit_pixels(images: &[u8]) -> Vec<f32> {
     images.iter().map(|&p| f32::from(p) / 255.0).collect()
 }
+
+/// Images on the [`unit_pixels`] scale as brightness in [0, 1] per
+/// channel, for pictures.
+pub fn to_display(x: &[f32]) -> Vec<f32> {
+    x.iter().map(|v| v.clamp(0.0, 1.0)).collect()
+}
+
+/// The range of [`unit_pixels`], which activation maximisation keeps its
+/// images inside (it converts them through the model's normalisation for
+/// each step): (lowest, highest).
+pub const INPUT_RANGE: (f32, f32) = (0.0, 1.0);
 
 /// Examples per forward pass while gathering statistics (bounds memory:
 /// a conv layer's outputs are large).
@@ -76,8 +89,10 @@ pub struct UnitStats {
     /// mean[class][unit] and std[class][unit] of the unit's activation.
     pub mean: Vec<Vec<f32>>,
     pub std: Vec<Vec<f32>>,
-    /// Over all examples: the mean and the largest activation of each unit.
+    /// Over all examples: the mean, the standard deviation and the largest
+    /// activation of each unit.
     pub overall_mean: Vec<f32>,
+    pub overall_std: Vec<f32>,
     pub max: Vec<f32>,
     /// Units whose ReLU outputs zero on every example (and, for a conv
     /// channel, at every position), judged at `dead_at`.
@@ -89,17 +104,20 @@ pub struct UnitStats {
 }
 
 impl UnitStats {
-    /// The k units that fire most for `class` relative to their mean over
-    /// all classes: (unit, mean for the class, that minus the overall mean).
+    /// The (at most) k units that fire most for `class` compared with how
+    /// they fire on all images: ranked by the z-score of the class's mean,
+    /// (mean for the class − the unit's overall mean) / the unit's overall
+    /// standard deviation, largest first. Only units above their own mean
+    /// are listed (z > 0), and units that never vary (std 0, e.g. dead ones)
+    /// never are. Returns (unit, mean for the class, z).
     pub fn top_units(&self, class: usize, k: usize) -> Vec<(usize, f32, f32)> {
         let mut ranked: Vec<(usize, f32, f32)> = (0..self.layer.units)
+            .filter(|&u| self.overall_std[u] > 0.0)
             .map(|u| {
-                (
-                    u,
-                    self.mean[class][u],
-                    self.mean[class][u] - self.overall_mean[u],
-                )
+                let mean = self.mean[class][u];
+                (u, mean, (mean - self.overall_mean[u]) / self.overall_std[u])
             })
+            .filter(|&(_, _, z)| z > 0.0)
             .collect();
         ranked.sort_by(|a, b| b.2.total_cmp(&a.2));
         ranked.truncate(k);
@@ -122,17 +140,19 @@ pub fn unit_stats(
         .into_iter()
         .filter(|l| l.node + 1 < graph.nodes.len())
         .collect();
-    unit_stats_of(backend, graph, data, classes, hidden)
+    unit_stats_of(backend, graph, data, classes, hidden, &|_| {})
 }
 
 /// Per-class statistics of the units of the given layers (any nodes, see
-/// [`node_info`]) over `data`.
+/// [`node_info`]) over `data`, calling `on_chunk` with the number of
+/// examples after each forward pass.
 pub fn unit_stats_of(
     backend: &mut dyn Backend,
     graph: &Graph,
     data: &Dataset,
     classes: usize,
     hidden: Vec<LayerInfo>,
+    on_chunk: &dyn Fn(usize),
 ) -> Result<Vec<UnitStats>> {
     // Each layer's own output, then the outputs that decide its liveness.
     let judges: Vec<Option<usize>> = hidden
@@ -192,6 +212,7 @@ pub fn unit_stats_of(
         for &label in &data.labels[start..end] {
             count[label as usize] += 1;
         }
+        on_chunk(end - start);
     }
     let total: usize = count.iter().sum();
     Ok(hidden
@@ -217,11 +238,14 @@ pub fn unit_stats_of(
                         .collect()
                 })
                 .collect();
-            let overall_mean = (0..layer.units)
-                .map(|u| {
-                    ((0..classes).map(|c| sum[l][c][u]).sum::<f64>() / total.max(1) as f64) as f32
-                })
-                .collect();
+            let n = total.max(1) as f64;
+            let overall = |u: usize| {
+                let m = (0..classes).map(|c| sum[l][c][u]).sum::<f64>() / n;
+                let sq = (0..classes).map(|c| sum_sq[l][c][u]).sum::<f64>() / n;
+                (m, (sq - m * m).max(0.0).sqrt())
+            };
+            let overall_mean = (0..layer.units).map(|u| overall(u).0 as f32).collect();
+            let overall_std = (0..layer.units).map(|u| overall(u).1 as f32).collect();
             let dead = match judges[l] {
                 Some(_) => (0..layer.units).filter(|&u| fired[l][u] <= 0.0).collect(),
                 None => Vec::new(),
@@ -231,6 +255,7 @@ pub fn unit_stats_of(
                 mean,
                 std,
                 overall_mean,
+                overall_std,
                 max: max[l].clone(),
                 dead,
                 dead_at: judges[l].map(|j| graph.nodes[j].label()),
@@ -260,34 +285,136 @@ pub fn top_output_weights(graph: &Graph, params: &[f32], k: usize) -> Vec<Vec<(u
         .collect()
 }
 
+/// A unit's incoming weights as a picture: `channels` planes of
+/// `width × height` (C×H×W, as the input).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    pub width: usize,
+    pub height: usize,
+    pub channels: usize,
+    pub values: Vec<f32>,
+}
+
+impl Template {
+    /// The mean weight of each channel (for a colour template, its mean
+    /// colour as signed red, green and blue).
+    pub fn channel_means(&self) -> Vec<f32> {
+        self.values
+            .chunks(self.width * self.height)
+            .map(|plane| plane.iter().sum::<f32>() / plane.len() as f32)
+            .collect()
+    }
+}
+
 /// The first layer's weights as images: each dense unit's incoming weights
-/// rolled back into the input's h×w, or each conv filter's k×k (first input
-/// channel). Returns (width, height, values) per unit.
-pub fn first_layer_templates(graph: &Graph, weights: &[f32]) -> Vec<(usize, usize, Vec<f32>)> {
+/// rolled back into the input's C×H×W, or each conv filter's C×k×k (every
+/// input channel: three for colour images).
+pub fn first_layer_templates(graph: &Graph, weights: &[f32]) -> Vec<Template> {
     let first = graph.nodes[0].op.as_any();
+    let input = graph.input;
     if let Some(d) = first.downcast_ref::<Dense>() {
         weights
             .chunks(d.inputs)
-            .map(|row| {
-                (
-                    graph.input.w,
-                    graph.input.h,
-                    row[..graph.input.h * graph.input.w].to_vec(),
-                )
+            .map(|row| Template {
+                width: input.w,
+                height: input.h,
+                channels: input.c,
+                values: row[..input.len()].to_vec(),
             })
             .collect()
     } else if let Some(c) = first.downcast_ref::<Conv2d>() {
         let per_filter = c.input.c * c.kernel * c.kernel;
         weights
             .chunks(per_filter)
-            .map(|f| (c.kernel, c.kernel, f[..c.kernel * c.kernel].to_vec()))
+            .map(|f| Template {
+                width: c.kernel,
+                height: c.kernel,
+                channels: c.input.c,
+                values: f.to_vec(),
+            })
             .collect()
     } else {
         Vec::new()
     }
 }
 
-/// Mean image of each class (pixels / 255).
+/// A dense layer of a dense→dense chain seen from the image: each unit's
+/// effective input template.
+#[derive(Debug, Clone, Serialize)]
+pub struct EffectiveLayer {
+    pub node: usize,
+    pub spec_index: usize,
+    pub label: String,
+    /// `templates[unit]`: the product W_L · … · W_2 · W_1's row for the
+    /// unit, one weight per input value (C×H×W).
+    pub templates: Vec<Vec<f32>>,
+    /// `contributors[unit]`: the previous layer's units with the largest
+    /// |weight| into this unit, (unit, weight), strongest first.
+    pub contributors: Vec<Vec<(usize, f32)>>,
+}
+
+/// For a network that begins with dense layers, each one after the first
+/// (while the chain lasts: a dense node reading the previous dense node):
+/// the linear part of the map from the image to each unit, ignoring the
+/// activations and the biases, T_L = W_L · T_{L−1} with T_1 = W_1. Also each
+/// unit's `k` strongest incoming weights from the layer before.
+pub fn effective_templates(graph: &Graph, params: &[f32], k: usize) -> Vec<EffectiveLayer> {
+    let dense = |node: usize| graph.nodes[node].op.as_any().downcast_ref::<Dense>();
+    let weights = |node: usize| &params[graph.params[graph.nodes[node].params[0]].range()];
+    let Some(first) = dense(0) else {
+        return Vec::new();
+    };
+    if graph.nodes[0].inputs != [Value::Input] {
+        return Vec::new();
+    }
+    // product: (units of the current layer) × (input size), row-major.
+    let mut product = weights(0)[..first.outputs * first.inputs].to_vec();
+    let width = first.inputs;
+    let mut layers = Vec::new();
+    let mut node = 1;
+    while node < graph.nodes.len() {
+        let Some(d) = dense(node) else { break };
+        if graph.nodes[node].inputs != [Value::Node(node - 1)] {
+            break;
+        }
+        let w = weights(node);
+        // T_L[o, i] = Σ_j W_L[o, j] · T_{L−1}[j, i]
+        let mut next = vec![0.0f32; d.outputs * width];
+        for o in 0..d.outputs {
+            let row = &mut next[o * width..(o + 1) * width];
+            for j in 0..d.inputs {
+                let weight = w[o * d.inputs + j];
+                for (t, &p) in row.iter_mut().zip(&product[j * width..(j + 1) * width]) {
+                    *t += weight * p;
+                }
+            }
+        }
+        let contributors = (0..d.outputs)
+            .map(|o| {
+                let mut ranked: Vec<(usize, f32)> = w[o * d.inputs..(o + 1) * d.inputs]
+                    .iter()
+                    .copied()
+                    .enumerate()
+                    .collect();
+                ranked.sort_by(|a, b| b.1.abs().total_cmp(&a.1.abs()));
+                ranked.truncate(k);
+                ranked
+            })
+            .collect();
+        layers.push(EffectiveLayer {
+            node,
+            spec_index: graph.nodes[node].spec_index,
+            label: graph.nodes[node].label(),
+            templates: next.chunks(width).map(<[f32]>::to_vec).collect(),
+            contributors,
+        });
+        product = next;
+        node += 1;
+    }
+    layers
+}
+
+/// Mean image of each class, on the [`unit_pixels`] scale.
 pub fn class_means(data: &Dataset, classes: usize) -> Vec<Vec<f32>> {
     let size = data.input_size();
     let mut sums = vec![vec![0.0f64; size]; classes];
@@ -295,8 +422,8 @@ pub fn class_means(data: &Dataset, classes: usize) -> Vec<Vec<f32>> {
     for i in 0..data.len() {
         let c = data.labels[i] as usize;
         count[c] += 1;
-        for (s, &p) in sums[c].iter_mut().zip(data.image(i)) {
-            *s += f64::from(p) / 255.0;
+        for (s, p) in sums[c].iter_mut().zip(unit_pixels(data.image(i))) {
+            *s += f64::from(p);
         }
     }
     sums.into_iter()
@@ -377,6 +504,18 @@ pub fn maximise(
     units: &[usize],
     settings: &AscentSettings,
 ) -> Result<Vec<Maximised>> {
+    maximise_with(backend, graph, node, units, settings, &|_| {})
+}
+
+/// [`maximise`], calling `on_step` with 1 after each gradient step.
+pub fn maximise_with(
+    backend: &mut dyn Backend,
+    graph: &Graph,
+    node: usize,
+    units: &[usize],
+    settings: &AscentSettings,
+    on_step: &dyn Fn(usize),
+) -> Result<Vec<Maximised>> {
     let out_len = graph.nodes[node].output_len();
     let channels = graph.nodes[node].op.output().c;
     let positions = out_len / channels;
@@ -389,8 +528,10 @@ pub fn maximise(
     let size = graph.input_size();
     let rows = units.len();
     let mut rng = ChaCha8Rng::seed_from_u64(settings.seed);
+    let (lowest, highest) = INPUT_RANGE;
+    let dim = lowest + 0.1 * (highest - lowest);
     let mut x: Vec<f32> = (0..rows * size)
-        .map(|_| 0.1 + rng.random_range(0.0..0.02))
+        .map(|_| dim + rng.random_range(0.0..0.02))
         .collect();
     let mut seed = vec![0.0; rows * out_len];
     for (r, &u) in units.iter().enumerate() {
@@ -417,12 +558,13 @@ pub fn maximise(
                 .max(1e-8);
             for (xi, gi) in x[r * size..(r + 1) * size].iter_mut().zip(g) {
                 *xi += settings.step_size * (gi / rms) - settings.l2 * *xi;
-                *xi = xi.clamp(0.0, 1.0);
+                *xi = xi.clamp(lowest, highest);
             }
         }
         if settings.blur_every > 0 && (step + 1) % settings.blur_every == 0 {
             blur(&mut x, rows * graph.input.c, w, h);
         }
+        on_step(1);
     }
     let inputs = norm.from_unit(&x, graph.input.c, w * h);
     let outputs = backend.node_outputs(&inputs, rows, &[node])?.remove(0);
@@ -528,4 +670,84 @@ pub fn layer_activations(
         out.extend(backend.node_outputs(&x, end - start, &[node])?.remove(0));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::graph::Shape;
+    use crate::spec::ModelSpec;
+
+    fn stats(mean: Vec<Vec<f32>>, overall_mean: Vec<f32>, overall_std: Vec<f32>) -> UnitStats {
+        let units = overall_mean.len();
+        UnitStats {
+            layer: LayerInfo {
+                node: 0,
+                spec_index: 0,
+                label: "layers.0 (dense3, relu)".into(),
+                units,
+                activation: Activation::Relu,
+            },
+            std: mean.clone(),
+            mean,
+            overall_mean,
+            overall_std,
+            max: vec![1.0; units],
+            dead: Vec::new(),
+            dead_at: None,
+        }
+    }
+
+    #[test]
+    fn top_units_rank_by_z_and_list_only_units_above_their_mean() {
+        // Class 0: unit 0 is far above its mean in its own spread (z 4),
+        // unit 1 is further above in raw terms but noisy (z 1), unit 2 has
+        // the largest mean of all but is below its own mean (z −1), unit 3
+        // never varies.
+        let s = stats(
+            vec![vec![2.0, 6.0, 9.0, 5.0], vec![0.0; 4]],
+            vec![1.0, 3.0, 10.0, 5.0],
+            vec![0.25, 3.0, 1.0, 0.0],
+        );
+        let top = s.top_units(0, 5);
+        let units: Vec<usize> = top.iter().map(|t| t.0).collect();
+        assert_eq!(units, [0, 1]);
+        assert!((top[0].2 - 4.0).abs() < 1e-6 && (top[1].2 - 1.0).abs() < 1e-6);
+        assert_eq!(top[0].1, 2.0);
+        assert_eq!(s.top_units(0, 1).len(), 1);
+        // Class 1 is below every unit's mean: nothing is listed.
+        assert!(s.top_units(1, 5).is_empty());
+    }
+
+    #[test]
+    fn effective_templates_are_the_products_of_the_weight_matrices() {
+        let input = Shape { c: 1, h: 1, w: 2 };
+        let spec = ModelSpec::parse("dense3,relu,dense2,tanh,dense2").unwrap();
+        let graph = Graph::new(&spec, input, 2).unwrap();
+        let mut params = vec![0.0f32; graph.param_len];
+        let mut set = |node: usize, values: &[f32]| {
+            let range = graph.params[graph.nodes[node].params[0]].range();
+            params[range].copy_from_slice(values);
+        };
+        // W1 (3×2), W2 (2×3), W3 (2×2), row-major [out][in].
+        set(0, &[1.0, 2.0, 0.0, -1.0, 3.0, 1.0]);
+        set(1, &[1.0, 0.0, 2.0, -1.0, 4.0, 0.5]);
+        set(2, &[2.0, 1.0, 0.0, -3.0]);
+        let layers = effective_templates(&graph, &params, 2);
+        assert_eq!(layers.len(), 2);
+        // By hand: W2·W1 = [[1·1 + 0·0 + 2·3, 1·2 + 0·(−1) + 2·1],
+        //                   [−1·1 + 4·0 + 0.5·3, −1·2 + 4·(−1) + 0.5·1]]
+        //              = [[7, 4], [0.5, −5.5]].
+        assert_eq!(layers[0].node, 1);
+        assert_eq!(layers[0].templates, [vec![7.0, 4.0], vec![0.5, -5.5]]);
+        // W3·W2·W1 = [[2·7 + 1·0.5, 2·4 + 1·(−5.5)], [0·7 − 3·0.5, 0·4 − 3·(−5.5)]]
+        //          = [[14.5, 2.5], [−1.5, 16.5]].
+        assert_eq!(layers[1].templates, [vec![14.5, 2.5], vec![-1.5, 16.5]]);
+        // Unit 1 of layer 2's strongest inputs: W2[1] = [−1, 4, 0.5].
+        assert_eq!(layers[0].contributors[1], [(1, 4.0), (0, -1.0)]);
+        // A CNN has none.
+        let cnn = ModelSpec::parse("conv2k3p1,relu,dense2").unwrap();
+        let graph = Graph::new(&cnn, Shape { c: 1, h: 4, w: 4 }, 2).unwrap();
+        assert!(effective_templates(&graph, &vec![0.0; graph.param_len], 2).is_empty());
+    }
 }

@@ -20,15 +20,25 @@ pub struct Report {
     pub sections: Vec<Section>,
 }
 
-/// One section: a heading, then its paragraphs, figures and tables in that
-/// order.
+/// One section: a heading, then its paragraphs, links, figures and tables
+/// in that order.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Section {
     pub title: String,
     /// Plain text, one `<p>` each.
     pub paragraphs: Vec<String>,
+    /// Links to other pages of the report, shown as one line.
+    pub links: Vec<Link>,
     pub images: Vec<Figure>,
     pub tables: Vec<Table>,
+}
+
+/// A link to another page of the report.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Link {
+    /// A relative path from the page, e.g. `units/0-5.html` or `../index.html`.
+    pub href: String,
+    pub text: String,
 }
 
 /// A picture in the report's directory.
@@ -63,6 +73,8 @@ table { border-collapse: collapse; margin: 1em 0; font-variant-numeric: tabular-
 th, td { border: 1px solid #ddd; padding: 0.3em 0.7em; text-align: left; }
 th { background: #f4f4f4; }
 tr:nth-child(even) td { background: #fafafa; }
+p.links { line-height: 1.9; }
+p.links a { display: inline-block; min-width: 2.2em; text-align: center; }
 ";
 
 /// Writes `report` to `dir/index.html` (atomically) and returns that path.
@@ -71,7 +83,23 @@ tr:nth-child(even) td { background: #fafafa; }
 /// inside `dir` (no `..`, not absolute) or does not exist there, or when a
 /// table row's length differs from its header's.
 pub fn write(dir: &Path, report: &Report) -> anyhow::Result<PathBuf> {
+    write_page(dir, "index.html", report)
+}
+
+/// Writes `report` to `dir/file` (atomically), with the checks of
+/// [`write`]; figures are relative to `dir`. Links must be relative paths
+/// (no scheme, not absolute).
+pub fn write_page(dir: &Path, file: &str, report: &Report) -> anyhow::Result<PathBuf> {
     for (s, section) in report.sections.iter().enumerate() {
+        for link in &section.links {
+            if link.href.contains(':') || link.href.starts_with('/') || link.href.is_empty() {
+                bail!(
+                    "section {s} (\"{}\"): link \"{}\" must be a relative path",
+                    section.title,
+                    link.href
+                );
+            }
+        }
         let name = || format!("section {s} (\"{}\")", section.title);
         for figure in &section.images {
             check_figure(dir, figure).map_err(|e| e.context(name()))?;
@@ -89,7 +117,7 @@ pub fn write(dir: &Path, report: &Report) -> anyhow::Result<PathBuf> {
             }
         }
     }
-    let path = dir.join("index.html");
+    let path = dir.join(file);
     write_atomically(&path, render(report).as_bytes())?;
     Ok(path)
 }
@@ -132,6 +160,21 @@ fn render(report: &Report) -> String {
         let _ = writeln!(html, "<section>\n<h2>{}</h2>", escape(&section.title));
         for paragraph in &section.paragraphs {
             let _ = writeln!(html, "<p>{}</p>", escape(paragraph));
+        }
+        if !section.links.is_empty() {
+            html.push_str("<p class=\"links\">");
+            for (i, link) in section.links.iter().enumerate() {
+                if i > 0 {
+                    html.push(' ');
+                }
+                let _ = write!(
+                    html,
+                    "<a href=\"{}\">{}</a>",
+                    escape(&url_path(&link.href)),
+                    escape(&link.text)
+                );
+            }
+            html.push_str("</p>\n");
         }
         for figure in &section.images {
             let _ = write!(
@@ -237,12 +280,17 @@ mod tests {
                 Section {
                     title: "Weights".into(),
                     paragraphs: vec!["Blue is < 0, red is > 0 & white is 'zero'.".into()],
+                    links: vec![Link {
+                        href: "units/0-5 x.html".into(),
+                        text: "unit <5>".into(),
+                    }],
                     images: files.iter().map(|f| figure(f)).collect(),
                     tables: vec![],
                 },
                 Section {
                     title: "Accuracy".into(),
                     paragraphs: vec![],
+                    links: vec![],
                     images: vec![],
                     tables: vec![Table {
                         header: vec!["class".into(), "right".into()],
@@ -269,6 +317,7 @@ mod tests {
         assert!(html.contains("Blue is &lt; 0, red is &gt; 0 &amp; white is &#39;zero&#39;."));
         assert!(html.contains("a &lt;b&gt;caption&lt;/b&gt; &amp; &quot;quotes&quot;"));
         assert!(html.contains("<td>&lt;98%&gt;</td>"));
+        assert!(html.contains("<a href=\"units/0-5%20x.html\">unit &lt;5&gt;</a>"));
         assert!(!html.contains("<b>") && !html.contains("<mlp>"));
         // Self-contained.
         for banned in ["<script", "http:", "https:", "<link", "@import"] {
@@ -315,5 +364,9 @@ mod tests {
             "{message}"
         );
         assert!(!dir.path().join("index.html").exists());
+        let mut outside = report(&["there.png"]);
+        outside.sections[0].links[0].href = "https://example.com".into();
+        let message = write(dir.path(), &outside).unwrap_err().to_string();
+        assert!(message.contains("relative path"), "{message}");
     }
 }

@@ -16,6 +16,11 @@
 //!   `confusion.rs`, `scatter.rs`), with [`colormap`] for their colours and
 //!   `text.rs` (private) for their text.
 //! - [`html`]: the page that shows them.
+//! - [`units`]: a page per unit (template, maximisation image, per-class
+//!   bar chart, strongest connections, write-up) and the connections.
+//! - [`writeups`]: the language-model pipeline's `writeups.json`, and the
+//!   keys it uses.
+//! - [`progress`]: a bar per analysis on stderr, and their timings.
 //! - [`report`]: the command itself ([`report::run`], called by the CLI):
 //!   loads the model and the test set, runs the analyses, draws the
 //!   pictures and writes `index.html` (and `report.json` with `--json`).
@@ -52,12 +57,12 @@
 //! - [`render::image_grid`]`(path, &tiles, &captions, &opts)`: grayscale
 //!   tiles in `[0, 1]` (0 black, 1 white) with captions, e.g.
 //!   `"class 3: act 12.4"` or `"4 → 9 (97%)"`. PNG.
-//! - [`render::confusion_heatmap`]`(path, &confusion)`:
+//! - [`render::confusion_heatmap`]`(path, &confusion, &names)`:
 //!   `confusion[true][predicted]` counts as a heat map with the counts
 //!   written in, diagonal blue by the share of the row right, mistakes red by
 //!   their share of the row (darkest = the largest confusion), per-class
 //!   accuracy on the right, overall accuracy in the title. PNG.
-//! - [`render::scatter`]`(path, &points, &classes, title, x_label,
+//! - [`render::scatter`]`(path, &points, &classes, &names, title, x_label,
 //!   y_label)`: 2-D points coloured by class (ten colours) with a legend;
 //!   960 × 720. PNG.
 //!
@@ -86,6 +91,7 @@
 //!     std::path::Path::new("out/pca.png"),
 //!     &points,
 //!     &labels,
+//!     &[], // class names (empty: their indices)
 //!     "Hidden layer 1, first two principal components",
 //!     &format!("PC 1 ({r1:.1}% of variance)"),
 //!     &format!("PC 2 ({r2:.1}% of variance)"),
@@ -97,7 +103,7 @@
 //! # Report — [`html`]
 //!
 //! [`html::Report`]` { title, sections }`, [`html::Section`]` { title,
-//! paragraphs, images, tables }`, [`html::Figure`]` { file, alt, caption }`
+//! paragraphs, links, images, tables }`, [`html::Figure`]` { file, alt, caption }`
 //! (`file` relative to the report's directory), [`html::Table`]` { header,
 //! rows }`; [`html::write`]`(dir, &report)` writes `dir/index.html`: plain
 //! HTML and inline CSS, everything escaped, and an error instead of a page
@@ -108,8 +114,10 @@ pub mod colormap;
 pub mod html;
 pub mod nodes;
 pub mod pca;
+pub mod progress;
 pub mod prompts;
 pub mod render;
 pub mod report;
 mod text;
+pub mod units;
 pub mod writeups;

@@ -6,8 +6,12 @@
 //! ```
 //!
 //! A unit's key is `LAYER:UNIT` and a layer's `LAYER`, the layer numbered
-//! as in the model spec (as `inspect --unit LAYER:UNIT` takes it);
-//! `"network"` is absent until the network prompt is answered. The file is
+//! as in the model spec (as `inspect --unit LAYER:UNIT` takes it): the
+//! layer's node name without the leading `layers.` ([`layer_key`]), so a
+//! layer inside a residual block is `3.body.0`. The unit index is as in
+//! the report (for a conv layer, the channel). `"network"` is absent until
+//! the network prompt is answered. The report shows each text, HTML-escaped,
+//! beside what it describes (the unit pages, the layer sections). The file is
 //! rewritten whole, atomically, after every answer, so an interrupted run
 //! leaves every answer received so far and a rerun asks only for the rest.
 
@@ -31,9 +35,23 @@ pub struct Writeups {
     pub network: Option<String>,
 }
 
-/// `"LAYER:UNIT"`.
+/// `"LAYER:UNIT"` for the top-level layer at spec index `layer`.
 pub fn unit_key(layer: usize, unit: usize) -> String {
     format!("{layer}:{unit}")
+}
+
+/// The key of the layer whose node is named `node_name` (`layers.3` →
+/// `"3"`, `layers.3.body.0` → `"3.body.0"`).
+pub fn layer_key(node_name: &str) -> String {
+    node_name
+        .strip_prefix("layers.")
+        .unwrap_or(node_name)
+        .to_string()
+}
+
+/// The key of unit `unit` of the layer whose node is named `node_name`.
+pub fn node_unit_key(node_name: &str, unit: usize) -> String {
+    format!("{}:{unit}", layer_key(node_name))
 }
 
 impl Writeups {
@@ -46,10 +64,15 @@ impl Writeups {
         };
         serde_json::from_str(&text).with_context(|| {
             format!(
-                "{}: not a write-ups file ({{\"units\": {{…}}, \"layers\": {{…}}, \"network\": \"…\"}}); move it away to start the write-ups afresh",
+                "{} is not a write-ups file: expected {{\"units\": {{\"LAYER:UNIT\": text}}, \"layers\": {{\"LAYER\": text}}, \"network\": text}}; move it away to start the write-ups afresh",
                 path.display()
             )
         })
+    }
+
+    /// The answers in `dir/writeups.json` (see [`Writeups::load`]).
+    pub fn load_dir(dir: &Path) -> Result<Writeups> {
+        Writeups::load(&dir.join(FILE))
     }
 
     /// Writes all answers to `path` (temporary file, then rename).
@@ -65,6 +88,18 @@ impl Writeups {
 
     pub fn layer(&self, layer: usize) -> Option<&str> {
         self.layers.get(&layer.to_string()).map(String::as_str)
+    }
+
+    /// The write-up of a unit of the layer whose node is named `node_name`.
+    pub fn unit_of(&self, node_name: &str, unit: usize) -> Option<&str> {
+        self.units
+            .get(&node_unit_key(node_name, unit))
+            .map(String::as_str)
+    }
+
+    /// The write-up of the layer whose node is named `node_name`.
+    pub fn layer_of(&self, node_name: &str) -> Option<&str> {
+        self.layers.get(&layer_key(node_name)).map(String::as_str)
     }
 
     pub fn is_empty(&self) -> bool {
@@ -97,6 +132,27 @@ mod tests {
         assert_eq!(back, w);
         assert_eq!(back.unit(0, 5), Some("loops"));
         assert_eq!(back.layer(0), Some("strokes"));
+    }
+
+    #[test]
+    fn node_names_give_the_keys_of_the_file() {
+        assert_eq!(node_unit_key("layers.3", 12), "3:12");
+        assert_eq!(node_unit_key("layers.3.body.0", 1), "3.body.0:1");
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE),
+            r#"{"units": {"0:5": "loops <b>"}, "network": "digits"}"#,
+        )
+        .unwrap();
+        let w = Writeups::load_dir(dir.path()).unwrap();
+        assert_eq!(w.unit_of("layers.0", 5), Some("loops <b>"));
+        assert_eq!(w.unit_of("layers.0", 6), None);
+        assert_eq!(w.network.as_deref(), Some("digits"));
+        for bad in [r#"{"units": ["a"]}"#, "not json", r#"{"unit": {}}"#] {
+            std::fs::write(dir.path().join(FILE), bad).unwrap();
+            let e = format!("{:#}", Writeups::load_dir(dir.path()).unwrap_err());
+            assert!(e.contains("writeups.json") && e.contains("expected"), "{e}");
+        }
     }
 
     #[test]

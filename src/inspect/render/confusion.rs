@@ -11,8 +11,9 @@ use image::{Rgb, RgbImage};
 use std::path::Path;
 
 /// Draws a confusion matrix, `confusion[true][predicted]` counts for `n`
-/// classes labelled `0..n`, as a heat map with every count written in its
-/// cell.
+/// classes named `names` (empty: `0..n`), as a heat map with every count
+/// written in its cell. Names too wide for a column head are written by
+/// their index above the columns and as "index name" beside the rows.
 ///
 /// Colours are shares of the row (of the images of that true class): the
 /// diagonal on a white-to-blue scale by the share classified right, the
@@ -20,16 +21,23 @@ use std::path::Path;
 /// the darkest red being the largest such share, so the worst confusions
 /// stand out however good the network is. A column on the right gives each
 /// class's share right; the title gives the overall accuracy.
-pub fn confusion_heatmap(path: &Path, confusion: &[Vec<u64>]) -> anyhow::Result<(u32, u32)> {
-    let image =
-        draw_confusion(confusion).with_context(|| format!("cannot draw {}", path.display()))?;
+pub fn confusion_heatmap(
+    path: &Path,
+    confusion: &[Vec<u64>],
+    names: &[String],
+) -> anyhow::Result<(u32, u32)> {
+    let image = draw_confusion(confusion, names)
+        .with_context(|| format!("cannot draw {}", path.display()))?;
     write_png(path, &image)
 }
 
-fn draw_confusion(confusion: &[Vec<u64>]) -> anyhow::Result<RgbImage> {
+fn draw_confusion(confusion: &[Vec<u64>], names: &[String]) -> anyhow::Result<RgbImage> {
     let n = confusion.len();
     if n == 0 {
         bail!("the confusion matrix is empty");
+    }
+    if !names.is_empty() && names.len() != n {
+        bail!("{} class names for a {n}×{n} confusion matrix", names.len());
     }
     for (i, row) in confusion.iter().enumerate() {
         if row.len() != n {
@@ -64,8 +72,26 @@ fn draw_confusion(confusion: &[Vec<u64>]) -> anyhow::Result<RgbImage> {
         .unwrap_or(0);
     let cell = (widest_count + 12).max(46);
     let label_line = face.line_height(LABEL_SIZE);
-    let class_labels: Vec<String> = (0..n).map(|c| c.to_string()).collect();
-    let row_label_w = face.max_width(class_labels.iter().map(String::as_str), LABEL_SIZE);
+    let names: Vec<String> = if names.is_empty() {
+        (0..n).map(|c| c.to_string()).collect()
+    } else {
+        names.to_vec()
+    };
+    let heads_fit = face.max_width(names.iter().map(String::as_str), LABEL_SIZE) + 4 <= cell;
+    let (column_labels, row_labels): (Vec<String>, Vec<String>) = if heads_fit {
+        (names.clone(), names)
+    } else {
+        let indices = (0..n).map(|c| c.to_string()).collect();
+        (
+            indices,
+            names
+                .iter()
+                .enumerate()
+                .map(|(c, name)| format!("{c} {name}"))
+                .collect(),
+        )
+    };
+    let row_label_w = face.max_width(row_labels.iter().map(String::as_str), LABEL_SIZE);
     let percent_w = face
         .width("100.0%", LABEL_SIZE)
         .max(face.width("right", LABEL_SIZE));
@@ -141,7 +167,7 @@ fn draw_confusion(confusion: &[Vec<u64>]) -> anyhow::Result<RgbImage> {
         MUTED,
     );
     let count_line = face.line_height(count_size);
-    for (i, label) in class_labels.iter().enumerate() {
+    for (i, (label, row_label)) in column_labels.iter().zip(&row_labels).enumerate() {
         let offset = i as u32 * cell + cell / 2;
         face.draw(
             &mut image,
@@ -154,7 +180,7 @@ fn draw_confusion(confusion: &[Vec<u64>]) -> anyhow::Result<RgbImage> {
         let row_text_top = matrix_top + offset - label_line / 2;
         face.draw(
             &mut image,
-            label,
+            row_label,
             LABEL_SIZE,
             at(matrix_left - 8, row_text_top),
             Align::Right,
@@ -264,8 +290,29 @@ mod tests {
         }
         confusion[4][9] = 41;
         let path = dir.path().join("confusion.png");
-        let size = confusion_heatmap(&path, &confusion).unwrap();
+        let size = confusion_heatmap(&path, &confusion, &[]).unwrap();
         decode_rgb(&path, size);
+        // CIFAR-10's names are wider than a column: the picture grows to
+        // hold them beside the rows.
+        let names: Vec<String> = [
+            "airplane",
+            "automobile",
+            "bird",
+            "cat",
+            "deer",
+            "dog",
+            "frog",
+            "horse",
+            "ship",
+            "truck",
+        ]
+        .map(String::from)
+        .to_vec();
+        let named = confusion_heatmap(&path, &confusion, &names).unwrap();
+        decode_rgb(&path, named);
+        assert!(named.0 > size.0, "{named:?} vs {size:?}");
+        let e = confusion_heatmap(&path, &confusion, &names[..3]).unwrap_err();
+        assert!(format!("{e:#}").contains("3 class names"), "{e:#}");
     }
 
     #[test]
@@ -274,7 +321,7 @@ mod tests {
         let path = dir.path().join("bad.png");
         let e = format!(
             "{:#}",
-            confusion_heatmap(&path, &[vec![1, 2], vec![3]]).unwrap_err()
+            confusion_heatmap(&path, &[vec![1, 2], vec![3]], &[]).unwrap_err()
         );
         assert!(e.contains("bad.png") && e.contains("square"), "{e}");
         assert!(!path.exists());

@@ -36,7 +36,7 @@ pub fn weight_grid(
         check_captions(captions, tiles.len())?;
         let scale = colour_scale(opts.scale, tiles.iter())?;
         let face = Typeface::load()?;
-        let paint = Paint::Diverging(scale);
+        let paint = Paint::signed(shape.2, scale);
         let layout = GridLayout::new(&face, shape, tiles.len(), captions, &[], paint, opts)?;
         Ok(layout.draw(&face, tiles, captions, "", opts))
     };
@@ -75,11 +75,13 @@ pub fn templates_gif(
             let this = tile_shape(tiles).with_context(|| format!("frame {i} (\"{label}\")"))?;
             if this != shape {
                 bail!(
-                    "frame {i} (\"{label}\") has {}×{} tiles but frame 0 has {}×{}",
-                    this.0,
+                    "frame {i} (\"{label}\") has {}×{}×{} tiles but frame 0 has {}×{}×{}",
+                    this.2,
                     this.1,
-                    shape.0,
-                    shape.1
+                    this.0,
+                    shape.2,
+                    shape.1,
+                    shape.0
                 );
             }
         }
@@ -87,11 +89,11 @@ pub fn templates_gif(
         let scale = colour_scale(opts.scale, frames.iter().flat_map(|(_, tiles)| tiles))?;
         let face = Typeface::load()?;
         let labels: Vec<String> = frames.iter().map(|(label, _)| label.clone()).collect();
-        let paint = Paint::Diverging(scale);
+        let paint = Paint::signed(shape.2, scale);
         let layout = GridLayout::new(&face, shape, first.len(), captions, &labels, paint, opts)?;
         let (width, height) = (layout.width, layout.height);
 
-        let palette = Palette::new();
+        let palette = Palette::new(paint);
         let mut gif = Vec::new();
         {
             let mut encoder =
@@ -124,7 +126,8 @@ pub fn templates_gif(
 }
 
 /// Draws grayscale `tiles` (values in `[0, 1]`, 0 black and 1 white;
-/// values outside are clipped) in a grid with `captions` under them
+/// values outside are clipped), or colour ones (each of the three planes in
+/// `[0, 1]`), in a grid with `captions` under them
 /// (empty, or one per tile; `'\n'` breaks lines), e.g. "class 3: act 12.4"
 /// or "4 → 9 (97%)". `opts.scale`, `legend_label` and `frame_delay_ms` are
 /// not used. Returns the image size.
@@ -138,7 +141,12 @@ pub fn image_grid(
         let shape = tile_shape(tiles)?;
         check_captions(captions, tiles.len())?;
         let face = Typeface::load()?;
-        let layout = GridLayout::new(&face, shape, tiles.len(), captions, &[], Paint::Gray, opts)?;
+        let paint = if shape.2 == 3 {
+            Paint::Rgb
+        } else {
+            Paint::Gray
+        };
+        let layout = GridLayout::new(&face, shape, tiles.len(), captions, &[], paint, opts)?;
         Ok(layout.draw(&face, tiles, captions, "", opts))
     };
     let image = draw().with_context(|| format!("cannot draw {}", path.display()))?;
@@ -148,8 +156,8 @@ pub fn image_grid(
 // ---------------------------------------------------------------------------
 // Checks and helpers.
 
-/// The `(width, height)` every tile shares.
-fn tile_shape(tiles: &[Tile]) -> anyhow::Result<(usize, usize)> {
+/// The `(width, height, channels)` every tile shares.
+fn tile_shape(tiles: &[Tile]) -> anyhow::Result<(usize, usize, usize)> {
     let Some(first) = tiles.first() else {
         bail!("no tiles to draw");
     };
@@ -164,8 +172,15 @@ fn tile_shape(tiles: &[Tile]) -> anyhow::Result<(usize, usize)> {
                 first.height
             );
         }
+        if tile.channels != first.channels {
+            bail!(
+                "tile {i} has {} planes but tile 0 has {}: all tiles must be gray or all colour",
+                tile.channels,
+                first.channels
+            );
+        }
     }
-    Ok((first.width, first.height))
+    Ok((first.width, first.height, first.channels))
 }
 
 fn check_captions(captions: &[String], tiles: usize) -> anyhow::Result<()> {
@@ -216,20 +231,65 @@ fn format_value(v: f32) -> String {
     }
 }
 
+/// A colour bar's colour at `t` in [0, 1].
+type Ramp = fn(f32) -> [u8; 3];
+
 /// How tile values become colours.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 enum Paint {
     /// Signed, on the diverging scale with this `s`, with a colour bar.
     Diverging(f32),
+    /// Three signed planes, each channel `0.5 + 0.5 · v / s` of full
+    /// brightness (0 is mid-gray), with a black-to-white colour bar.
+    SignedRgb(f32),
     /// `[0, 1]` on gray, no colour bar.
     Gray,
+    /// Three planes in `[0, 1]`, drawn as they are, no colour bar.
+    Rgb,
 }
 
 impl Paint {
-    fn colour(self, v: f32) -> [u8; 3] {
+    /// The paint of signed tiles of `channels` planes on the scale `s`.
+    fn signed(channels: usize, scale: f32) -> Paint {
+        if channels == 3 {
+            Paint::SignedRgb(scale)
+        } else {
+            Paint::Diverging(scale)
+        }
+    }
+
+    /// The colour of position `k` (`y * width + x`) of `tile`.
+    fn colour(self, tile: &Tile, k: usize) -> [u8; 3] {
+        let plane = tile.width * tile.height;
+        let channel = |c: usize| tile.values[c * plane + k];
+        let byte = |v: f32| (255.0 * v.clamp(0.0, 1.0)).round() as u8;
         match self {
-            Paint::Diverging(scale) => diverging(v, scale),
-            Paint::Gray => grayscale(v),
+            Paint::Diverging(scale) => diverging(channel(0), scale),
+            Paint::Gray => grayscale(channel(0)),
+            Paint::SignedRgb(scale) => {
+                let v = [channel(0), channel(1), channel(2)];
+                if v.iter().any(|x| !x.is_finite()) {
+                    return INVALID;
+                }
+                v.map(|x| byte(0.5 + 0.5 * x / scale))
+            }
+            Paint::Rgb => {
+                let v = [channel(0), channel(1), channel(2)];
+                if v.iter().any(|x| x.is_nan()) {
+                    return INVALID;
+                }
+                v.map(byte)
+            }
+        }
+    }
+
+    /// The colour bar's scale and its colour at `t` in [0, 1] (`−s` to
+    /// `+s`), for the paints that have one.
+    fn bar(self) -> Option<(f32, Ramp)> {
+        match self {
+            Paint::Diverging(scale) => Some((scale, |t| diverging(2.0 * t - 1.0, 1.0))),
+            Paint::SignedRgb(scale) => Some((scale, grayscale)),
+            Paint::Gray | Paint::Rgb => None,
         }
     }
 }
@@ -262,8 +322,8 @@ struct GridLayout {
     height: u32,
     paint: Paint,
     columns: usize,
-    /// A tile's `(width, height)` in values.
-    shape: (usize, usize),
+    /// A tile's `(width, height, channels)` in values.
+    shape: (usize, usize, usize),
     zoom: u32,
     /// A cell: the framed tile and its caption lines.
     cell: (u32, u32),
@@ -283,7 +343,7 @@ impl GridLayout {
     /// room for the widest); empty for a still picture.
     fn new(
         face: &Typeface,
-        shape: (usize, usize),
+        shape: (usize, usize, usize),
         count: usize,
         captions: &[String],
         subtitles: &[String],
@@ -342,9 +402,9 @@ impl GridLayout {
         y += grid_h;
 
         let mut bar_w = 0u64;
-        let legend_top = match paint {
-            Paint::Gray => None,
-            Paint::Diverging(scale) => {
+        let legend_top = match paint.bar() {
+            None => None,
+            Some((scale, _)) => {
                 y += 18;
                 let top = y;
                 let labels = [
@@ -430,9 +490,9 @@ impl GridLayout {
             let cell_y = (self.grid_top + row * (self.cell.1 + self.gap)) as i64;
             let left = cell_x + (self.cell.0 - framed.0) as i64 / 2;
             outline_rect(&mut image, left, cell_y, framed.0, framed.1, FRAME);
-            for (k, &v) in tile.values.iter().enumerate() {
+            for k in 0..tile.width * tile.height {
                 let (x, y) = ((k % tile.width) * zoom, (k / tile.width) * zoom);
-                let colour = self.paint.colour(v);
+                let colour = self.paint.colour(tile, k);
                 fill_rect(
                     &mut image,
                     left + 1 + x as i64,
@@ -457,8 +517,15 @@ impl GridLayout {
                 }
             }
         }
-        if let (Some(top), Paint::Diverging(scale)) = (self.legend_top, self.paint) {
-            self.draw_colour_bar(face, &mut image, top as i64, scale, &opts.legend_label);
+        if let (Some(top), Some((scale, ramp))) = (self.legend_top, self.paint.bar()) {
+            self.draw_colour_bar(
+                face,
+                &mut image,
+                top as i64,
+                scale,
+                ramp,
+                &opts.legend_label,
+            );
         }
         image
     }
@@ -470,6 +537,7 @@ impl GridLayout {
         image: &mut RgbImage,
         top: i64,
         scale: f32,
+        ramp: Ramp,
         label: &str,
     ) {
         let (left, width) = (self.bar.0 as i64, self.bar.1);
@@ -481,14 +549,7 @@ impl GridLayout {
         }
         for x in 0..width {
             let t = x as f32 / (width - 1) as f32;
-            fill_rect(
-                image,
-                left + x as i64,
-                y,
-                1,
-                BAR_HEIGHT,
-                diverging(2.0 * t - 1.0, 1.0),
-            );
+            fill_rect(image, left + x as i64, y, 1, BAR_HEIGHT, ramp(t));
         }
         outline_rect(image, left, y, width, BAR_HEIGHT, FRAME);
         let below = y + BAR_HEIGHT as i64;
@@ -519,22 +580,37 @@ impl GridLayout {
     }
 }
 
-/// The GIF's one palette: the diverging scale in 201 steps, 49 grays (text
-/// on white, frames, grayscale tiles) and the NaN colour.
+/// The GIF's one palette: for signed gray tiles the diverging scale in 201
+/// steps, 49 grays (text on white, frames, grayscale tiles) and the NaN
+/// colour; for colour tiles a 6×6×6 colour cube, 38 grays and the NaN
+/// colour.
 struct Palette {
     /// `[r, g, b, r, g, b, …]`, 256 entries.
     rgb: Vec<u8>,
 }
 
 impl Palette {
-    fn new() -> Palette {
-        let mut colours: Vec<[u8; 3]> = (0..=200)
-            .map(|i| diverging(i as f32 / 100.0 - 1.0, 1.0))
-            .collect();
-        colours.extend((0..=48).map(|i| {
-            let g = (i * 255 / 48) as u8;
-            [g, g, g]
-        }));
+    fn new(paint: Paint) -> Palette {
+        let grays = |n: usize| {
+            (0..n).map(move |i| {
+                let g = (i * 255 / (n - 1)) as u8;
+                [g, g, g]
+            })
+        };
+        let mut colours: Vec<[u8; 3]> = if let Paint::SignedRgb(_) = paint {
+            let level = |i: usize| (i * 51) as u8;
+            let mut cube: Vec<[u8; 3]> = (0..216)
+                .map(|i| [level(i / 36), level(i / 6 % 6), level(i % 6)])
+                .collect();
+            cube.extend(grays(38));
+            cube
+        } else {
+            let mut scale: Vec<[u8; 3]> = (0..=200)
+                .map(|i| diverging(i as f32 / 100.0 - 1.0, 1.0))
+                .collect();
+            scale.extend(grays(49));
+            scale
+        };
         colours.push(INVALID);
         colours.resize(256, [0, 0, 0]);
         Palette {
@@ -599,7 +675,7 @@ mod tests {
         let face = Typeface::load().unwrap();
         let layout = GridLayout::new(
             &face,
-            (3, 2),
+            (3, 2, 1),
             3,
             &captions,
             &[],
@@ -624,6 +700,81 @@ mod tests {
         assert!(zero.iter().all(|&c| c > 235), "zero is white: {zero:?}");
         // Only the PNG is left: written atomically.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn colour_tiles_are_drawn_per_channel_with_zero_at_mid_gray() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colour.png");
+        // Tile 0: +1 in red, −1 in blue (towards red, away from blue);
+        // tile 1: all zero; tile 2: −1 in red only (towards cyan).
+        let planes =
+            |r: f32, g: f32, b: f32| Tile::rgb(3, 2, [[r; 6], [g; 6], [b; 6]].concat()).unwrap();
+        let tiles = [
+            planes(1.0, 0.0, -1.0),
+            planes(0.0, 0.0, 0.0),
+            planes(-1.0, 0.0, 0.0),
+        ];
+        let opts = GridOptions {
+            columns: 3,
+            zoom: 10,
+            legend_label: "weight".into(),
+            ..GridOptions::default()
+        };
+        let size = weight_grid(&path, &tiles, &[], &opts).unwrap();
+        let image = rgb(&path, size);
+        let face = Typeface::load().unwrap();
+        let layout =
+            GridLayout::new(&face, (3, 2, 3), 3, &[], &[], Paint::SignedRgb(1.0), &opts).unwrap();
+        let centre_of = |i: u32| {
+            let x = layout.grid_left + i * (layout.cell.0 + layout.gap) + layout.cell.0 / 2;
+            image.get_pixel(x, layout.grid_top + 11).0
+        };
+        assert_eq!(centre_of(0), [255, 128, 0]);
+        assert_eq!(centre_of(1), [128, 128, 128]);
+        assert_eq!(centre_of(2), [0, 128, 128]);
+        // The colour bar is a gray ramp: black at −s, white at +s.
+        assert!(image.pixels().any(|p| p.0.iter().all(|&c| c < 8)));
+
+        // Colour images in [0, 1] are drawn as they are.
+        let path = dir.path().join("images.png");
+        let red = Tile::rgb(2, 2, [[1.0; 4], [0.0; 4], [0.0; 4]].concat()).unwrap();
+        let size = image_grid(&path, &[red], &[], &GridOptions::default()).unwrap();
+        assert!(rgb(&path, size).pixels().any(|p| p.0 == [255, 0, 0]));
+        // Gray and colour tiles do not mix.
+        let e = weight_grid(
+            &path,
+            &[tiles[0].clone(), Tile::new(3, 2, vec![0.0; 6]).unwrap()],
+            &[],
+            &opts,
+        )
+        .unwrap_err();
+        assert!(format!("{e:#}").contains("tile 1 has 1 planes"), "{e:#}");
+    }
+
+    #[test]
+    fn colour_gif_frames_keep_their_colours() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("colour.gif");
+        let frame = |v: f32| {
+            (
+                format!("step {v}"),
+                vec![Tile::rgb(4, 4, [[v; 16], [0.0; 16], [-v; 16]].concat()).unwrap()],
+            )
+        };
+        let frames = [frame(0.0), frame(1.0)];
+        templates_gif(&path, &frames, &[], &GridOptions::default()).unwrap();
+        let file = std::io::BufReader::new(std::fs::File::open(&path).unwrap());
+        let decoded = GifDecoder::new(file)
+            .unwrap()
+            .into_frames()
+            .collect_frames()
+            .unwrap();
+        // The last frame's tile is orange-red (255, 128, 0) to within the palette.
+        assert!(decoded[1]
+            .buffer()
+            .pixels()
+            .any(|p| p.0[0] == 255 && p.0[2] == 0 && (100..=160).contains(&p.0[1])));
     }
 
     #[test]
@@ -781,7 +932,7 @@ mod tests {
         assert_eq!(format_value(0.0), "0");
         assert_eq!(format_value(2e-5), "2.00e-5");
         // The palette keeps the diverging scale's colours exactly.
-        let palette = Palette::new();
+        let palette = Palette::new(Paint::Diverging(1.0));
         let c = diverging(0.5, 1.0);
         let i = palette.nearest(c) as usize;
         assert_eq!(&palette.rgb[3 * i..3 * i + 3], &c);

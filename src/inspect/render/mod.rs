@@ -2,11 +2,19 @@
 //!
 //! - [`weight_grid`]: signed tiles (a unit's incoming weights as a 28×28
 //!   image, a class template, a gradient) side by side on one blue–white–red
-//!   scale, with captions, a title and a colour bar.
+//!   scale, with captions, a title and a colour bar. Colour tiles (three
+//!   planes) are drawn per channel on one symmetric scale instead: each
+//!   channel's byte is `255 · (0.5 + 0.5 · v / s)`, so 0 is mid-gray, a
+//!   positive red weight pulls the pixel towards red and a negative one
+//!   towards cyan; the colour bar then runs from black (`−s`) to white
+//!   (`+s`).
 //! - [`templates_gif`]: the same grid once per training snapshot, as an
 //!   animated GIF that loops forever.
-//! - [`image_grid`]: grayscale images in `[0, 1]` with a caption under each
-//!   (activation-maximisation images, the most confident mistakes).
+//! - [`image_grid`]: grayscale or colour images in `[0, 1]` with a caption
+//!   under each (activation-maximisation images, the most confident
+//!   mistakes).
+//! - [`bar_chart`]: one bar per class with an error bar (a unit's mean ±
+//!   standard deviation per class).
 //! - [`confusion_heatmap`]: a confusion matrix with its counts written in.
 //! - [`scatter`]: points in 2-D coloured by class, with a legend (a hidden
 //!   layer's PCA).
@@ -25,10 +33,12 @@
 //! so each weight stays one crisp square; a thin gray frame around each tile
 //! keeps near-zero (near-white) edges visible against the white page.
 
+mod bars;
 mod confusion;
 mod grid;
 mod scatter;
 
+pub use bars::bar_chart;
 pub use confusion::confusion_heatmap;
 pub use grid::{image_grid, templates_gif, weight_grid};
 pub use scatter::scatter;
@@ -42,20 +52,41 @@ use std::path::Path;
 /// The largest side, in pixels, of any picture drawn here.
 pub const MAX_SIDE: u32 = 8192;
 
-/// A `width × height` grid of numbers, row-major: `values[y * width + x]`.
+/// A `width × height` grid of numbers, row-major: `values[y * width + x]`;
+/// a colour tile holds three such planes (red, green, blue) one after the
+/// other, C×H×W as the network reads images:
+/// `values[channel * width * height + y * width + x]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tile {
     pub width: usize,
     pub height: usize,
+    /// 1 (one plane of values) or 3 (red, green and blue planes).
+    pub channels: usize,
     pub values: Vec<f32>,
 }
 
 impl Tile {
-    /// A tile, checking that `values` holds `width × height` numbers.
+    /// A one-plane tile, checking that `values` holds `width × height` numbers.
     pub fn new(width: usize, height: usize, values: Vec<f32>) -> anyhow::Result<Tile> {
+        Tile::planes(width, height, 1, values)
+    }
+
+    /// A colour tile: red, green and blue planes of `width × height` each.
+    pub fn rgb(width: usize, height: usize, values: Vec<f32>) -> anyhow::Result<Tile> {
+        Tile::planes(width, height, 3, values)
+    }
+
+    /// A tile of 1 or 3 planes, checking the length.
+    pub fn planes(
+        width: usize,
+        height: usize,
+        channels: usize,
+        values: Vec<f32>,
+    ) -> anyhow::Result<Tile> {
         let tile = Tile {
             width,
             height,
+            channels,
             values,
         };
         tile.check()?;
@@ -66,12 +97,19 @@ impl Tile {
         if self.width == 0 || self.height == 0 {
             bail!("a tile of {}×{} values is empty", self.width, self.height);
         }
-        if self.values.len() != self.width * self.height {
+        if self.channels != 1 && self.channels != 3 {
             bail!(
-                "a {}×{} tile needs {} values but has {}",
-                self.width,
+                "a tile has 1 plane (gray or signed) or 3 (red, green, blue), not {}",
+                self.channels
+            );
+        }
+        let wanted = self.channels * self.width * self.height;
+        if self.values.len() != wanted {
+            bail!(
+                "a {}×{}×{} tile needs {wanted} values but has {}",
+                self.channels,
                 self.height,
-                self.width * self.height,
+                self.width,
                 self.values.len()
             );
         }
@@ -198,5 +236,9 @@ mod tests {
         let e = Tile::new(2, 2, vec![0.0; 3]).unwrap_err().to_string();
         assert!(e.contains("needs 4 values but has 3"), "{e}");
         assert!(Tile::new(0, 2, vec![]).is_err());
+        assert!(Tile::rgb(2, 2, vec![0.0; 12]).is_ok());
+        let e = Tile::rgb(2, 2, vec![0.0; 4]).unwrap_err().to_string();
+        assert!(e.contains("3×2×2 tile needs 12 values but has 4"), "{e}");
+        assert!(Tile::planes(2, 2, 2, vec![0.0; 8]).is_err());
     }
 }

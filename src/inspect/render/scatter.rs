@@ -20,11 +20,26 @@ use std::path::Path;
 const SIZE: (u32, u32) = (960, 720);
 
 /// Width kept right of the plot for the legend.
-const LEGEND_WIDTH: u32 = 96;
+const LEGEND_WIDTH: u32 = 140;
+
+/// `text`, cut short with "…" to fit `width` pixels.
+fn fit(face: &Typeface, text: &str, width: u32) -> String {
+    if face.width(text, LABEL_SIZE) <= width {
+        return text.to_string();
+    }
+    let chars: Vec<char> = text.chars().collect();
+    (0..chars.len())
+        .rev()
+        .map(|n| chars[..n].iter().collect::<String>() + "…")
+        .find(|cut| face.width(cut, LABEL_SIZE) <= width)
+        .unwrap_or_else(|| "…".into())
+}
 
 /// Draws `points` as dots coloured by `classes` (one class per point; ten
 /// distinct colours, which classes from 10 on reuse), with axes, ticks,
-/// `x_label`, `y_label`, `title` and a legend of the classes present.
+/// `x_label`, `y_label`, `title` and a legend of the classes present, each
+/// by its name in `names` (empty: by its index; a long name is cut short
+/// with "…").
 ///
 /// Points that are not finite are left out; it is an error if none is
 /// left. Points are drawn half-transparent and in a scrambled but fixed
@@ -34,11 +49,12 @@ pub fn scatter(
     path: &Path,
     points: &[(f32, f32)],
     classes: &[u8],
+    names: &[String],
     title: &str,
     x_label: &str,
     y_label: &str,
 ) -> anyhow::Result<(u32, u32)> {
-    let image = draw(points, classes, title, x_label, y_label)
+    let image = draw(points, classes, names, title, x_label, y_label)
         .with_context(|| format!("cannot draw {}", path.display()))?;
     write_png(path, &image)
 }
@@ -46,6 +62,7 @@ pub fn scatter(
 fn draw(
     points: &[(f32, f32)],
     classes: &[u8],
+    names: &[String],
     title: &str,
     x_label: &str,
     y_label: &str,
@@ -166,11 +183,15 @@ fn draw(
         Align::Left,
         MUTED,
     );
-    for (row, class) in present.iter().enumerate() {
+    for (row, &class) in present.iter().enumerate() {
         let at = (legend_left + 18, legend_row_top(row));
+        let name = names
+            .get(class as usize)
+            .cloned()
+            .unwrap_or_else(|| class.to_string());
         write(
             &mut image,
-            &class.to_string(),
+            &fit(&face, &name, LEGEND_WIDTH - 34),
             LABEL_SIZE,
             at,
             Align::Left,
@@ -247,6 +268,7 @@ mod tests {
             &path,
             &points,
             &classes,
+            &[],
             "Hidden layer, PCA",
             "PC 1 (41.0%)",
             "PC 2 (12.3%)",
@@ -278,7 +300,7 @@ mod tests {
         let path = dir.path().join("two.png");
         let points = [(0.0, 0.0), (1.0, 2.0), (f32::NAN, 1.0), (2.0, 1.0)];
         // Class 5's only point is NaN: left out, and out of the legend.
-        let size = scatter(&path, &points, &[0, 3, 5, 3], "Two", "x", "y").unwrap();
+        let size = scatter(&path, &points, &[0, 3, 5, 3], &[], "Two", "x", "y").unwrap();
         let image = decode_rgb(&path, size);
         let has = |class: u8| image.pixels().any(|p| p.0 == class_colour(class));
         assert!(has(0) && has(3));
@@ -290,19 +312,26 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.png");
         let err = |r: anyhow::Result<(u32, u32)>| format!("{:#}", r.unwrap_err());
-        let e = err(scatter(&path, &[(0.0, 0.0)], &[], "t", "x", "y"));
+        let e = err(scatter(&path, &[(0.0, 0.0)], &[], &[], "t", "x", "y"));
         assert!(
             e.contains("bad.png") && e.contains("1 points but 0 classes"),
             "{e}"
         );
         let nan = [(f32::NAN, 0.0), (1.0, f32::INFINITY)];
-        let e = err(scatter(&path, &nan, &[1, 2], "t", "x", "y"));
+        let e = err(scatter(&path, &nan, &[1, 2], &[], "t", "x", "y"));
         assert!(e.contains("bad.png") && e.contains("finite"), "{e}");
         assert!(!path.exists());
     }
 
     #[test]
     fn helpers() {
+        let face = Typeface::load().unwrap();
+        assert_eq!(fit(&face, "cat", 100), "cat");
+        let cut = fit(&face, "a very long class name indeed", 100);
+        assert!(
+            cut.ends_with('…') && face.width(&cut, LABEL_SIZE) <= 100,
+            "{cut}"
+        );
         assert_eq!(tick_label(-2.0), "\u{2212}2");
         assert_eq!(tick_label(0.5), "0.5");
         assert_eq!(tick_label(-0.0), "0");
