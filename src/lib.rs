@@ -17,5 +17,6 @@ pub mod output;
 pub mod plot;
 pub mod preprocess;
 pub mod schedule;
+pub mod selftest;
 pub mod spec;
 pub mod train;

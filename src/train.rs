@@ -4,7 +4,7 @@
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
 use crate::data::{load_dataset, Dataset, Split};
-use crate::gpu::{self, GpuContext, GpuTrainer};
+use crate::gpu;
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::model_file::{self, SavedModel, TrainingSettings};
 use crate::output;
@@ -168,6 +168,10 @@ pub struct EpochReport {
     pub images_per_sec: f64,
     pub device: String,
     pub adapter: String,
+    /// Time to first step and its parts (device, self-test, shader
+    /// compilation and tuning); the first epoch of a GPU run only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<crate::gpu::Startup>,
 }
 
 /// Loads both splits, applying the limits.
@@ -261,9 +265,8 @@ pub fn open_backend(
                     choice.info.name
                 )?;
             }
-            let ctx = GpuContext::from_adapter(choice)?;
-            Box::new(GpuTrainer::new(
-                ctx, graph, batch, optimizer, init, &train, &test,
+            Box::new(gpu::open_trainer(
+                choice, graph, batch, optimizer, init, &train, &test, log,
             )?)
         }
     })
@@ -446,7 +449,15 @@ pub fn train(
         })?,
     };
 
-    for epoch in progress.epochs_done + 1..=cfg.epochs {
+    if let Some(s) = backend.startup() {
+        writeln!(
+            log,
+            "time to first step: {:.2}s (device {:.2}s, self-test {:.2}s, shaders and tuning {:.2}s; tuning cache {})",
+            s.seconds, s.device_seconds, s.selftest_seconds, s.plan_seconds, s.tuning_cache
+        )?;
+    }
+    let first_epoch = progress.epochs_done + 1;
+    for epoch in first_epoch..=cfg.epochs {
         let order = epoch_order(n_train, cfg.seed, epoch);
         let bar = progress_bar(n_train, format!("epoch {epoch}/{}", cfg.epochs));
         let first_step = (epoch - 1) * steps_per_epoch;
@@ -515,7 +526,12 @@ pub fn train(
             images_per_sec: n_train as f64 / seconds.max(1e-9),
             device: backend.device().into(),
             adapter: backend.adapter(),
+            startup: None,
         };
+        let mut report = report;
+        if epoch == first_epoch {
+            report.startup = backend.startup();
+        }
         writeln!(
             log,
             "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} images/s",
@@ -532,7 +548,10 @@ pub fn train(
             value["kind"] = "epoch".into();
             writeln!(file, "{value}")?;
         }
-        history.push(report.clone());
+        history.push(EpochReport {
+            startup: None,
+            ..report.clone()
+        });
         progress = model_file::Progress {
             epochs_done: epoch,
             global_step: first_step + steps_per_epoch,

@@ -76,6 +76,8 @@ pub struct GpuTrainer {
     infer_step: Vec<Dispatch>,
     /// Backward passes from a node to the input, made on first use.
     input_grad_steps: std::collections::HashMap<usize, Vec<Dispatch>>,
+    /// How long opening and planning took (set by `open_trainer`).
+    pub startup: Option<super::Startup>,
 }
 
 /// Records the gather of a batch of `split` into `acts.x`.
@@ -125,6 +127,21 @@ fn loss(
     )
 }
 
+/// Refuses, naming the limit, a plan whose kernels or per-batch buffers
+/// this device cannot hold (the resident datasets are checked where they
+/// are uploaded).
+fn check_limits(ctx: &GpuContext, graph: &Graph, batch: usize) -> Result<()> {
+    let limits = ctx.device.limits();
+    super::limits::check_fixed_kernels(&limits)?;
+    let bytes = |elements: usize| elements as u64 * 4;
+    super::limits::check_buffer(&limits, "the parameters", bytes(graph.param_len))?;
+    for node in &graph.nodes {
+        let what = format!("{}'s output for a batch of {batch}", node.label());
+        super::limits::check_buffer(&limits, &what, bytes(batch * node.output_len()))?;
+    }
+    Ok(())
+}
+
 impl GpuTrainer {
     /// Writes up to a batch of inputs into the batch buffer, zero-padded.
     fn write_batch(&self, x: &[f32]) -> Result<()> {
@@ -138,8 +155,27 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// Plans `graph` with kernels that measure their versions as they are
+    /// launched, remembering the choices for this run only.
     pub fn new(
         ctx: GpuContext,
+        graph: &Graph,
+        batch: usize,
+        optimizer: Optimizer,
+        init: &[f32],
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<GpuTrainer> {
+        let kernels = Kernels::new(&ctx);
+        GpuTrainer::with_kernels(ctx, kernels, graph, batch, optimizer, init, train, test)
+    }
+
+    /// Plans `graph` with `kernels` (their refused versions and tuning
+    /// cache; see `open_trainer`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_kernels(
+        ctx: GpuContext,
+        kernels: Kernels,
         graph: &Graph,
         batch: usize,
         optimizer: Optimizer,
@@ -151,8 +187,8 @@ impl GpuTrainer {
             init.len() == graph.param_len,
             "parameter vector has the wrong length"
         );
+        check_limits(&ctx, graph, batch)?;
         let guard = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&ctx);
         let train_split = ResidentSplit::upload(&ctx, "train", train, batch);
         let test_split = ResidentSplit::upload(&ctx, "test", test, batch);
         let params = ctx.storage_init("params", init);
@@ -226,8 +262,23 @@ impl GpuTrainer {
             eval_step,
             infer_step,
             input_grad_steps: Default::default(),
+            startup: None,
             ctx,
         })
+    }
+
+    /// Writes what the tuner measured to the tuning cache, if it has a file.
+    pub fn save_tuning(&self) -> Result<()> {
+        self.kernels
+            .tuning
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the tuning cache was poisoned"))?
+            .save()
+    }
+
+    /// The kernels the trainer launches (their choices and refusals).
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -387,6 +438,10 @@ impl Backend for GpuTrainer {
 
     fn adapter(&self) -> String {
         self.ctx.describe()
+    }
+
+    fn startup(&self) -> Option<super::Startup> {
+        self.startup.clone()
     }
 
     fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats> {
