@@ -50,7 +50,7 @@ pub fn fits(ctx: &GpuContext, needs: WorkgroupNeeds) -> bool {
 /// Fails, naming the limit, when a storage buffer of `bytes` (what `what`
 /// holds) cannot be created or bound whole on this device.
 pub fn check_buffer(limits: &wgpu::Limits, what: &str, bytes: u64) -> Result<()> {
-    let binding = u64::from(limits.max_storage_buffer_binding_size);
+    let binding = limits.max_storage_buffer_binding_size;
     if bytes > binding {
         bail!(
             "{what} takes {bytes} bytes, more than this adapter's \
@@ -101,8 +101,10 @@ mod tests {
 
     #[test]
     fn a_buffer_past_the_binding_size_is_refused_by_name() {
-        let mut limits = wgpu::Limits::default();
-        limits.max_storage_buffer_binding_size = 1000;
+        let limits = wgpu::Limits {
+            max_storage_buffer_binding_size: 1000,
+            ..Default::default()
+        };
         assert!(check_buffer(&limits, "layer 0's output", 1000).is_ok());
         let e = check_buffer(&limits, "layer 0's output", 1004).unwrap_err();
         let text = e.to_string();

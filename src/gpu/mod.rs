@@ -23,7 +23,7 @@ pub use context::{
 };
 pub use kernel::{elementwise_groups, Binding, Dispatch, Slot, StepInfo, StepSlots};
 pub use shaders::{Kernels, Refused, Shader};
-pub use startup::{open_trainer, Startup};
+pub use startup::{open_trainer, open_trainer_in, Startup};
 pub use timing::{GpuTimer, TimingSource};
 pub use trainer::GpuTrainer;
 pub use tune::{choose, fastest, fastest_index};

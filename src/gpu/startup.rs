@@ -45,11 +45,28 @@ pub fn open_trainer(
     test: &Dataset,
     log: &mut dyn Write,
 ) -> Result<GpuTrainer> {
+    let dir = super::tune_cache::cache_dir();
+    open_trainer_in(dir, choice, graph, batch, optimizer, init, train, test, log)
+}
+
+/// `open_trainer` with the tuning cache in `cache_dir` (None: in memory).
+#[allow(clippy::too_many_arguments)]
+pub fn open_trainer_in(
+    cache_dir: Option<std::path::PathBuf>,
+    choice: AdapterChoice,
+    graph: &Graph,
+    batch: usize,
+    optimizer: Optimizer,
+    init: &[f32],
+    train: &Dataset,
+    test: &Dataset,
+    log: &mut dyn Write,
+) -> Result<GpuTrainer> {
     let start = Instant::now();
     let ctx = GpuContext::from_adapter(choice)?;
     let device_seconds = start.elapsed().as_secs_f64();
 
-    let mut cache = TuneCache::open(&ctx);
+    let mut cache = TuneCache::open_at(cache_dir, super::tune_cache::CacheKey::of(&ctx));
     let cache_state = match &cache.opened {
         Opened::Off => "off".to_string(),
         Opened::New => "new".to_string(),
