@@ -28,6 +28,43 @@ pub struct CacheKey {
     pub driver: String,
     pub driver_info: String,
     pub gpunet: String,
+    /// A hash of every WGSL file built in: a development build whose
+    /// kernels changed under the same version number does not trust what
+    /// was measured or checked with the old ones.
+    #[serde(default)]
+    pub kernels: String,
+}
+
+/// Every shader file the binary carries.
+const SHADER_SOURCES: &[&str] = &[
+    include_str!("../../shaders/common.wgsl"),
+    include_str!("../../shaders/activation.wgsl"),
+    include_str!("../../shaders/add.wgsl"),
+    include_str!("../../shaders/bn.wgsl"),
+    include_str!("../../shaders/conv2d.wgsl"),
+    include_str!("../../shaders/dense.wgsl"),
+    include_str!("../../shaders/dropout.wgsl"),
+    include_str!("../../shaders/gap.wgsl"),
+    include_str!("../../shaders/gather.wgsl"),
+    include_str!("../../shaders/matmul.wgsl"),
+    include_str!("../../shaders/optim.wgsl"),
+    include_str!("../../shaders/pool.wgsl"),
+    include_str!("../../shaders/softmax_xent.wgsl"),
+    include_str!("../../shaders/software/conv2d_subgroup.wgsl"),
+    include_str!("../../shaders/software/matmul_registers.wgsl"),
+    include_str!("../../shaders/software/matmul_subgroup.wgsl"),
+];
+
+/// FNV-1a over the shader sources, as 16 hex digits.
+fn kernels_hash() -> String {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for source in SHADER_SOURCES {
+        for &byte in source.as_bytes() {
+            hash ^= u64::from(byte);
+            hash = hash.wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    format!("{hash:016x}")
 }
 
 impl CacheKey {
@@ -41,6 +78,7 @@ impl CacheKey {
             driver: info.driver.clone(),
             driver_info: info.driver_info.clone(),
             gpunet: env!("CARGO_PKG_VERSION").to_string(),
+            kernels: kernels_hash(),
         }
     }
 
@@ -227,6 +265,8 @@ fn stale_reason(old: &CacheKey, new: &CacheKey) -> String {
             "stale: measured with driver {} {}, now {} {}",
             old.driver, old.driver_info, new.driver, new.driver_info
         )
+    } else if old.kernels != new.kernels {
+        "stale: written by a build with other kernels".into()
     } else {
         "stale: written for another adapter".into()
     }
@@ -245,6 +285,7 @@ mod tests {
             driver: "llvmpipe".into(),
             driver_info: "Mesa 22.3.6".into(),
             gpunet: "0.1.0".into(),
+            kernels: kernels_hash(),
         }
     }
 
