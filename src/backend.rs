@@ -114,6 +114,10 @@ pub trait Backend {
     fn device(&self) -> &'static str;
     /// What runs the math: the adapter's name and API, or the CPU.
     fn adapter(&self) -> String;
+    /// Time to first step and its parts, where the device reports them.
+    fn startup(&self) -> Option<crate::gpu::Startup> {
+        None
+    }
     /// One pass of the optimiser over the training set.
     fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats>;
     /// Loss and accuracy over the whole test set with the current weights.

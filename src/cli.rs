@@ -55,6 +55,9 @@ pub enum Command {
     /// checksums, or list them and what is present.
     #[command(subcommand)]
     Data(DataCommand),
+    /// Check that this adapter computes what the CPU reference computes: every kernel
+    /// and version the engine would run, PASS/FAIL per kernel; exit status 1 on a failure.
+    Selftest(crate::selftest::SelftestArgs),
 }
 
 /// Which optimiser `--optimizer` names.
@@ -459,6 +462,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Data(command) => run_data(command),
+        Command::Selftest(args) => crate::selftest::command(&args),
     }
 }
 

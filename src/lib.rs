@@ -20,6 +20,7 @@ pub mod output;
 pub mod plot;
 pub mod preprocess;
 pub mod schedule;
+pub mod selftest;
 pub mod spec;
 pub mod status;
 pub mod train;

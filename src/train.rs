@@ -4,7 +4,7 @@
 use crate::backend::{Backend, EpochPlan, EpochStats, Optimizer};
 use crate::cpu::CpuTrainer;
 use crate::data::{load_dataset_sized, Dataset, NormalizeChoice, Split};
-use crate::gpu::{self, GpuContext, GpuTrainer};
+use crate::gpu;
 use crate::graph::{epoch_order, Graph, Shape};
 use crate::memory;
 use crate::model_file::{self, SavedModel, TrainingSettings};
@@ -182,6 +182,10 @@ pub struct EpochReport {
     pub device_bytes: Option<u64>,
     pub device: String,
     pub adapter: String,
+    /// Time to first step and its parts (device, self-test, shader
+    /// compilation and tuning); the first epoch of a GPU run only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub startup: Option<crate::gpu::Startup>,
 }
 
 /// One line of `--log` and of `--json` (the same line in both): an
@@ -330,9 +334,7 @@ pub fn open_backend(
                 )?;
             }
             let _spinner = status::start(&format!("opening {}", choice.info.name));
-            let ctx = GpuContext::from_adapter(choice)?;
-            status::set(|| "planning the graph".into());
-            let trainer = GpuTrainer::new(ctx, graph, batch, optimizer, init, &train, &test)?;
+            let trainer = gpu::open_trainer(choice, graph, batch, optimizer, init, &train, &test, log)?;
             if !train.is_empty() {
                 let (pixels, all) = trainer.device_bytes();
                 writeln!(
@@ -555,7 +557,15 @@ pub fn train(
         })?,
     };
 
-    for epoch in progress.epochs_done + 1..=cfg.epochs {
+    if let Some(s) = backend.startup() {
+        writeln!(
+            log,
+            "time to first step: {:.2}s (device {:.2}s, self-test {:.2}s, shaders and tuning {:.2}s; tuning cache {})",
+            s.seconds, s.device_seconds, s.selftest_seconds, s.plan_seconds, s.tuning_cache
+        )?;
+    }
+    let first_epoch = progress.epochs_done + 1;
+    for epoch in first_epoch..=cfg.epochs {
         let order = epoch_order(n_train, cfg.seed, epoch);
         let bar = progress_bar(n_train, format!("epoch {epoch}/{}", cfg.epochs));
         let first_step = (epoch - 1) * steps_per_epoch;
@@ -627,7 +637,12 @@ pub fn train(
             device_bytes: backend.device_bytes().map(|(_, all)| all),
             device: backend.device().into(),
             adapter: backend.adapter(),
+            startup: None,
         };
+        let mut report = report;
+        if epoch == first_epoch {
+            report.startup = backend.startup();
+        }
         writeln!(
             log,
             "epoch {epoch}/{}: train loss {:.4} acc {:.2}% | test loss {:.4} acc {:.2}% | {:.1}s, {:.0} images/s",
@@ -646,7 +661,10 @@ pub fn train(
         if let Some(file) = &mut metrics_log {
             writeln!(file, "{}", serde_json::to_string(&epoch_line)?)?;
         }
-        history.push(report.clone());
+        history.push(EpochReport {
+            startup: None,
+            ..report.clone()
+        });
         progress = model_file::Progress {
             epochs_done: epoch,
             global_step: first_step + steps_per_epoch,

@@ -25,8 +25,13 @@ pub struct MatmulRow {
     pub form: String,
     /// m = n = k.
     pub size: usize,
-    /// The engine's kernel.
+    /// The engine's kernel: the version the tuner measured fastest for
+    /// this shape (`chosen`).
     pub engine_gflops: Figure,
+    pub chosen: Option<String>,
+    /// The version the engine used before it measured (`matmul_default`),
+    /// timed in the same run: the tuner must never do worse.
+    pub untuned_gflops: Figure,
     /// Version 1, one invocation per output.
     pub naive_gflops: Figure,
     pub cpu_gflops: Figure,
@@ -40,6 +45,8 @@ impl MatmulRow {
             self.form.clone(),
             self.size.to_string(),
             self.engine_gflops.cell(rate),
+            self.chosen.clone().unwrap_or_else(|| "-".into()),
+            self.untuned_gflops.cell(rate),
             self.naive_gflops.cell(rate),
             times(self.engine_over_naive),
             self.cpu_gflops.cell(rate),
@@ -53,6 +60,8 @@ const TABLE: Table = Table {
         ("form", 4),
         ("size", 5),
         ("engine", 17),
+        ("chosen", 9),
+        ("untuned", 17),
         ("naive (v1)", 17),
         ("engine/naive", 12),
         ("CPU", 17),
@@ -93,14 +102,15 @@ type LastRun = Option<(usize, f64)>;
 /// Measures every form at every size of `settings`, printing each row.
 pub fn run(settings: &Settings, gpu: Option<&Gpu>, out: &mut Reporter) -> Result<Vec<MatmulRow>> {
     out.section(
-        "matmul, GFLOP/s (2·n³ per n×n product; engine: Kernels::matmul, naive: version 1)",
+        "matmul, GFLOP/s (2·n³ per n×n product; engine: Kernels::matmul, the version the \
+         tuner chose; untuned: the version used before measuring; naive: version 1)",
         &TABLE,
     )?;
     let mut sizes = settings.matmul_sizes.clone();
     sizes.sort_unstable();
     let mut rows = Vec::new();
     for form in FORMS {
-        let mut last: [LastRun; 3] = [None; 3];
+        let mut last: [LastRun; 4] = [None; 4];
         for &size in &sizes {
             out.working_on(format!("matmul {form:?} {size}"));
             let operands = Operands::new(size, gpu);
@@ -119,11 +129,29 @@ fn measure_form(
     gpu: Option<&Gpu>,
     operands: &Operands,
     form: MatmulForm,
-    last: &mut [LastRun; 3],
+    last: &mut [LastRun; 4],
 ) -> Result<MatmulRow> {
-    let [engine_last, naive_last, cpu_last] = last;
+    let [engine_last, untuned_last, naive_last, cpu_last] = last;
     let engine = measure_runner(settings, operands, None, engine_last, || {
         time_gpu(settings, gpu, operands, form, None)
+    })?;
+    let n = operands.size;
+    let chosen = gpu.and_then(|g| {
+        let key = format!("matmul {form:?} {n}x{n}x{n}");
+        let cache = g.kernels.tuning.lock().ok()?;
+        Some(
+            cache
+                .choice(&key)
+                .map(str::to_string)
+                .unwrap_or_else(|| format!("{:?}", g.kernels.matmul_default)),
+        )
+    });
+    let untuned = measure_runner(settings, operands, None, untuned_last, || {
+        let default = gpu.map(|g| g.kernels.matmul_default);
+        match default {
+            Some(v) => time_gpu(settings, gpu, operands, form, Some(v)),
+            None => Ok(None),
+        }
     })?;
     let naive = measure_runner(
         settings,
@@ -143,6 +171,8 @@ fn measure_form(
         form: format!("{form:?}"),
         size: operands.size,
         engine_gflops: engine,
+        chosen,
+        untuned_gflops: untuned,
         naive_gflops: naive,
         cpu_gflops: cpu,
         engine_over_naive: ratio(engine, naive),

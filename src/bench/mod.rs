@@ -8,7 +8,10 @@
 //!   default CNN's two conv layers, GFLOP/s (2·batch·out_c·out_h·out_w·in_c·k·k);
 //! - `softmax`: softmax cross-entropy with its gradient, µs and GB/s;
 //! - `train`: training images/s of the default MLP and CNN on real MNIST, and
-//!   for the GPU the launches per step and the time per step outside kernels.
+//!   for the GPU the launches per step and the time per step outside kernels;
+//! - `startup`: time to first step of the default CNN, cold and warm
+//!   (self-test, shader compilation, tuning; see `startup.rs`);
+//! - `accuracy` (only when asked for): time to 99% test accuracy of the CNN.
 //!
 //! Every measurement starts with a warm-up run, then repeats for about
 //! `--measure-time` seconds (at least one timed run, at most `MAX_RUNS`) and
@@ -22,6 +25,7 @@ mod matmul;
 mod measure;
 mod report;
 mod softmax;
+mod startup;
 mod train;
 
 use crate::gpu::{GpuContext, GpuTimer, Kernels};
@@ -41,6 +45,8 @@ pub enum Part {
     Conv,
     Softmax,
     Train,
+    Startup,
+    Accuracy,
 }
 
 /// The flags of `gpunet bench`.
@@ -84,6 +90,9 @@ pub struct BenchArgs {
     /// Directory holding the MNIST IDX files (for the training part).
     #[arg(long, default_value = "data/mnist")]
     pub data: PathBuf,
+    /// The accuracy part: at most this many epochs [default: 15; 1 with --quick].
+    #[arg(long)]
+    pub accuracy_epochs: Option<usize>,
 }
 
 /// At most this many timed runs per measurement.
@@ -106,6 +115,9 @@ struct Settings {
     cnn_images: usize,
     data: PathBuf,
     budget: Budget,
+    accuracy_epochs: usize,
+    /// Training images for the accuracy part (None: all of MNIST's).
+    accuracy_train_limit: Option<usize>,
 }
 
 impl Settings {
@@ -114,7 +126,13 @@ impl Settings {
         let pick =
             |quick_value: Vec<usize>, full: Vec<usize>| if quick { quick_value } else { full };
         let parts = if args.only.is_empty() {
-            vec![Part::Matmul, Part::Conv, Part::Softmax, Part::Train]
+            vec![
+                Part::Matmul,
+                Part::Conv,
+                Part::Softmax,
+                Part::Train,
+                Part::Startup,
+            ]
         } else {
             args.only.clone()
         };
@@ -163,6 +181,8 @@ impl Settings {
                 seconds,
                 max_runs: MAX_RUNS,
             },
+            accuracy_epochs: args.accuracy_epochs.unwrap_or(if quick { 1 } else { 15 }),
+            accuracy_train_limit: quick.then_some(2048),
         })
     }
 
@@ -247,6 +267,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     drop(gpu);
     if settings.runs(Part::Train) {
         results.train = train::run(&settings, gpu_found, &mut out)?;
+    }
+    if gpu_found && settings.runs(Part::Startup) {
+        results.startup = startup::startup(&settings, &mut out)?;
+    }
+    if gpu_found && settings.runs(Part::Accuracy) {
+        results.accuracy = startup::accuracy(&settings, &mut out)?;
     }
     results.seconds = started.elapsed().as_secs_f64();
     out.finish(&results)

@@ -118,6 +118,10 @@ pub struct Results {
     pub conv: Vec<conv::ConvRow>,
     pub softmax: Vec<softmax::SoftmaxRow>,
     pub train: Vec<train::TrainRow>,
+    /// Time to first step, cold and warm.
+    pub startup: Vec<super::startup::StartupRow>,
+    /// Time to 99% test accuracy.
+    pub accuracy: Vec<super::startup::AccuracyRow>,
     /// Wall time of the whole bench.
     pub seconds: f64,
 }
@@ -139,6 +143,8 @@ impl Results {
             conv: Vec::new(),
             softmax: Vec::new(),
             train: Vec::new(),
+            startup: Vec::new(),
+            accuracy: Vec::new(),
             seconds: 0.0,
         }
     }

@@ -7,6 +7,42 @@ use wgpu::util::DeviceExt;
 /// Set to a substring of an adapter's name to pick that adapter.
 pub const ADAPTER_ENV: &str = "GPUNET_ADAPTER";
 
+/// Set to `vulkan`, `metal`, `dx12` or `gl` to look for adapters of that
+/// API only (e.g. `GPUNET_BACKEND=gl` runs the kernels through OpenGL ES,
+/// on Mesa's llvmpipe where there is no GPU).
+pub const BACKEND_ENV: &str = "GPUNET_BACKEND";
+
+/// The APIs `GPUNET_BACKEND` names, or None when it is unset; an error
+/// naming the variable for a value it cannot be.
+pub fn backend_override() -> Result<Option<wgpu::Backends>> {
+    let Ok(name) = std::env::var(BACKEND_ENV) else {
+        return Ok(None);
+    };
+    Ok(Some(match name.to_lowercase().as_str() {
+        "vulkan" => wgpu::Backends::VULKAN,
+        "metal" => wgpu::Backends::METAL,
+        "dx12" => wgpu::Backends::DX12,
+        "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+        "" => return Ok(None),
+        other => bail!("{BACKEND_ENV}={other:?}: expected vulkan, metal, dx12 or gl"),
+    }))
+}
+
+/// The adapters of `GPUNET_BACKEND`'s API, or else of the native APIs,
+/// or else of GL.
+fn all_adapters() -> Vec<wgpu::Adapter> {
+    if let Ok(Some(backends)) = backend_override() {
+        return adapters_of(backends);
+    }
+    // GL is the fallback: starting it when a native API has an adapter only
+    // adds start-up time and EGL noise on stderr.
+    let adapters = adapters_of(wgpu::Backends::PRIMARY);
+    if adapters.is_empty() {
+        return adapters_of(wgpu::Backends::SECONDARY);
+    }
+    adapters
+}
+
 /// Everything that talks to the GPU goes through one of these.
 pub struct GpuContext {
     pub device: wgpu::Device,
@@ -103,12 +139,7 @@ fn ensure_runtime_dir() {}
 /// All adapters wgpu can see, best first. `GPUNET_ADAPTER=name` keeps only
 /// adapters whose name contains `name` (case-insensitive).
 pub fn list_adapters() -> Vec<AdapterChoice> {
-    // GL is the fallback: starting it when a native API has an adapter only
-    // adds start-up time and EGL noise on stderr.
-    let mut adapters = adapters_of(wgpu::Backends::PRIMARY);
-    if adapters.is_empty() {
-        adapters = adapters_of(wgpu::Backends::SECONDARY);
-    }
+    let adapters = all_adapters();
     let wanted = std::env::var(ADAPTER_ENV).ok().map(|s| s.to_lowercase());
     let mut choices: Vec<AdapterChoice> = adapters
         .into_iter()
@@ -140,6 +171,17 @@ impl AdapterChoice {
     /// Why `list_adapters` found nothing: `GPUNET_ADAPTER` matched none of
     /// the adapters there are (named), or there are none, and how to get one.
     pub fn none_found() -> String {
+        if let Err(e) = backend_override() {
+            return e.to_string();
+        }
+        if let Ok(Some(_)) = backend_override() {
+            let name = std::env::var(BACKEND_ENV).unwrap_or_default();
+            if all_adapters().is_empty() {
+                return format!(
+                    "{BACKEND_ENV}={name:?}: no adapter of that API. Unset it to use any API"
+                );
+            }
+        }
         AdapterChoice::filter_mismatch().unwrap_or_else(|| NO_ADAPTER_HELP.into())
     }
 
@@ -147,10 +189,7 @@ impl AdapterChoice {
     /// adapters: a message that says so and lists them.
     pub fn filter_mismatch() -> Option<String> {
         let wanted = std::env::var(ADAPTER_ENV).ok()?;
-        let mut all = adapters_of(wgpu::Backends::PRIMARY);
-        if all.is_empty() {
-            all = adapters_of(wgpu::Backends::SECONDARY);
-        }
+        let all = all_adapters();
         if all.is_empty() {
             return None;
         }

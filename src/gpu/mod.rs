@@ -4,11 +4,14 @@
 
 mod context;
 pub mod kernel;
+pub mod limits;
 pub mod planner;
 pub mod shaders;
+pub mod startup;
 mod timing;
 mod trainer;
 mod tune;
+pub mod tune_cache;
 /// Writes out the software shaders' unrolled blocks; used by its test only.
 #[cfg(test)]
 mod unrolled;
@@ -19,10 +22,12 @@ pub use context::{
     best_adapter, describe, list_adapters, AdapterChoice, GpuContext, NO_ADAPTER_HELP,
 };
 pub use kernel::{elementwise_groups, Binding, Dispatch, Slot, StepInfo, StepSlots};
-pub use shaders::{Kernels, Shader};
+pub use shaders::{Kernels, Refused, Shader};
+pub use startup::{open_trainer, open_trainer_in, Startup};
 pub use timing::{GpuTimer, TimingSource};
 pub use trainer::GpuTrainer;
-pub use tune::fastest;
+pub use tune::{choose, fastest, fastest_index};
+pub use tune_cache::TuneCache;
 
 impl GpuContext {
     /// Records `dispatches` (step slot 0) into one encoder and submits it.
@@ -37,6 +42,29 @@ impl GpuContext {
             });
             for d in dispatches {
                 d.record(&mut pass, 0);
+            }
+        }
+        self.queue.submit([encoder.finish()]);
+    }
+}
+
+impl GpuContext {
+    /// Records `dispatch` for step slot `step` alone and submits it.
+    pub fn run_step(&self, dispatch: &Dispatch, step: usize) {
+        self.run_steps_from(dispatch, step, 1);
+    }
+
+    /// Records `dispatch` for step slots 0..`steps`, in order, in one pass.
+    pub fn run_steps(&self, dispatch: &Dispatch, steps: usize) {
+        self.run_steps_from(dispatch, 0, steps);
+    }
+
+    fn run_steps_from(&self, dispatch: &Dispatch, first: usize, steps: usize) {
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = encoder.begin_compute_pass(&Default::default());
+            for step in first..first + steps {
+                dispatch.record(&mut pass, step);
             }
         }
         self.queue.submit([encoder.finish()]);

@@ -3,7 +3,9 @@
 //! its launchers (`src/ops/<op>/launch.rs`); nothing here knows an op.
 
 use super::kernel::{Kernel, Slot};
+use super::tune_cache::TuneCache;
 use super::GpuContext;
+use crate::ops::conv2d::{ConvPass, ConvVersion};
 use crate::ops::matmul::MatmulVersion;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -35,19 +37,63 @@ impl Shader {
 pub struct Kernels {
     modules: Mutex<HashMap<&'static str, wgpu::ShaderModule>>,
     kernels: Mutex<HashMap<&'static str, Arc<Kernel>>>,
-    /// The matmul version the dense layer launches on this adapter.
+    /// The matmul version the dense layer launches on this adapter before
+    /// (or without) measuring the others.
     pub matmul_default: MatmulVersion,
     /// Bound where a kernel's optional input is absent (e.g. no bias).
     pub placeholder: wgpu::Buffer,
+    /// Versions the self-test found wrong on this adapter: never launched
+    /// by the engine's own choices.
+    pub refused: Refused,
+    /// The tuner's measured choices per shape (see tune.rs).
+    pub tuning: Mutex<TuneCache>,
+}
+
+/// Kernel versions the engine must not choose (see `selftest`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Refused {
+    pub matmul: Vec<MatmulVersion>,
+    pub conv: Vec<(ConvPass, ConvVersion)>,
+}
+
+impl Refused {
+    pub fn is_empty(&self) -> bool {
+        self.matmul.is_empty() && self.conv.is_empty()
+    }
 }
 
 impl Kernels {
     pub fn new(ctx: &GpuContext) -> Kernels {
+        Kernels::with_refused(ctx, Refused::default())
+    }
+
+    /// The kernels, choosing no version in `refused`: the dense layer's
+    /// matmul is the adapter's preferred version, else the first of the
+    /// others that is not refused (the naive reference last).
+    pub fn with_refused(ctx: &GpuContext, refused: Refused) -> Kernels {
+        Kernels::tuned(ctx, refused, TuneCache::in_memory(ctx))
+    }
+
+    /// The kernels without the `refused` versions, choosing between the
+    /// others through `tuning` (see `with_refused`).
+    pub fn tuned(ctx: &GpuContext, refused: Refused, tuning: TuneCache) -> Kernels {
+        let preferred = MatmulVersion::for_adapter(ctx);
+        let fallbacks = [
+            MatmulVersion::Registers,
+            MatmulVersion::Tiled,
+            MatmulVersion::Naive,
+        ];
+        let matmul_default = std::iter::once(preferred)
+            .chain(fallbacks)
+            .find(|v| v.is_available(ctx) && !refused.matmul.contains(v))
+            .unwrap_or(MatmulVersion::Naive);
         Kernels {
             modules: Mutex::default(),
             kernels: Mutex::default(),
-            matmul_default: MatmulVersion::for_adapter(ctx),
+            matmul_default,
             placeholder: ctx.storage_zeroed("placeholder", 64),
+            refused,
+            tuning: Mutex::new(tuning),
         }
     }
 

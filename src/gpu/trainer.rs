@@ -180,6 +180,8 @@ pub struct GpuTrainer {
     infer_step: Vec<Dispatch>,
     /// Backward passes from a node to the input, made on first use.
     input_grad_steps: std::collections::HashMap<usize, Vec<Dispatch>>,
+    /// How long opening and planning took (set by `open_trainer`).
+    pub startup: Option<super::Startup>,
 }
 
 /// Records the gather of a batch of `split` into `acts.x`: one dispatch
@@ -308,8 +310,27 @@ impl GpuTrainer {
         Ok(())
     }
 
+    /// Plans `graph` with kernels that measure their versions as they are
+    /// launched, remembering the choices for this run only.
     pub fn new(
         ctx: GpuContext,
+        graph: &Graph,
+        batch: usize,
+        optimizer: Optimizer,
+        init: &[f32],
+        train: &Dataset,
+        test: &Dataset,
+    ) -> Result<GpuTrainer> {
+        let kernels = Kernels::new(&ctx);
+        GpuTrainer::with_kernels(ctx, kernels, graph, batch, optimizer, init, train, test)
+    }
+
+    /// Plans `graph` with `kernels` (their refused versions and tuning
+    /// cache; see `open_trainer`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn with_kernels(
+        ctx: GpuContext,
+        kernels: Kernels,
         graph: &Graph,
         batch: usize,
         optimizer: Optimizer,
@@ -322,8 +343,8 @@ impl GpuTrainer {
             "parameter vector has the wrong length"
         );
         check_buffer_sizes(&ctx, graph, batch)?;
+        super::limits::check_fixed_kernels(&ctx.device.limits())?;
         let guard = ctx.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let kernels = Kernels::new(&ctx);
         graph.normalization.check(graph.input.c)?;
         let train_split = ResidentSplit::upload(&ctx, "training", train, batch)?;
         let test_split = ResidentSplit::upload(&ctx, "test", test, batch)?;
@@ -384,6 +405,7 @@ impl GpuTrainer {
             eval_step,
             infer_step,
             input_grad_steps: Default::default(),
+            startup: None,
             ctx,
         })
     }
@@ -402,6 +424,20 @@ impl GpuTrainer {
     /// Buffers the resident training set's pixels are kept in.
     pub fn training_chunks(&self) -> usize {
         self.train.chunks.len()
+    }
+
+    /// Writes what the tuner measured to the tuning cache, if it has a file.
+    pub fn save_tuning(&self) -> Result<()> {
+        self.kernels
+            .tuning
+            .lock()
+            .map_err(|_| anyhow::anyhow!("the tuning cache was poisoned"))?
+            .save()
+    }
+
+    /// The kernels the trainer launches (their choices and refusals).
+    pub fn kernels(&self) -> &Kernels {
+        &self.kernels
     }
 
     pub fn context(&self) -> &GpuContext {
@@ -568,6 +604,10 @@ impl Backend for GpuTrainer {
 
     fn adapter(&self) -> String {
         self.ctx.describe()
+    }
+
+    fn startup(&self) -> Option<super::Startup> {
+        self.startup.clone()
     }
 
     fn train_epoch(&mut self, plan: EpochPlan, progress: OnUpdate) -> Result<EpochStats> {

@@ -4,7 +4,7 @@
 
 use super::{Conv2d, ConvPass, ConvVersion};
 use crate::gpu::{
-    elementwise_groups, fastest, Binding, Dispatch, GpuContext, Kernels, Shader, Slot::*,
+    choose, elementwise_groups, Binding, Dispatch, GpuContext, Kernels, Shader, Slot::*,
 };
 use crate::graph::Shape;
 
@@ -26,15 +26,29 @@ pub const CONV2D_SUBGROUP: Shader = Shader {
 };
 
 /// The fastest of `launch(version)` over every conv version the device has
-/// for `pass`, measured now on the buffers it will run on (the versions
+/// (and the self-test did not refuse) for `pass`, measured now on the buffers it will run on (the versions
 /// agree bit for bit, so the choice changes only the time a step takes).
 pub fn fastest_conv(
     ctx: &GpuContext,
-    conv: &Conv2d,
+    kernels: &Kernels,
     pass: ConvPass,
+    conv: &Conv2d,
+    batch: usize,
     launch: impl Fn(ConvVersion) -> Dispatch,
 ) -> Dispatch {
-    let versions = ConvVersion::available(ctx, pass);
+    // Versions the self-test refused are left out; the direct kernel, the
+    // GPU reference, stays if every version was.
+    let mut versions: Vec<ConvVersion> = ConvVersion::available(ctx, pass)
+        .into_iter()
+        .filter(|&v| !kernels.refused.conv.contains(&(pass, v)))
+        .collect();
+    if versions.is_empty() {
+        versions.push(ConvVersion::Direct);
+    }
+    let shape = format!(
+        "conv2d {pass:?} batch {batch} {}→{} k{} s{} p{}",
+        conv.input, conv.output, conv.kernel, conv.stride, conv.padding
+    );
     crate::status::set(|| {
         let pass = match pass {
             ConvPass::Forward => "forward",
@@ -48,7 +62,7 @@ pub fn fastest_conv(
             versions.len()
         )
     });
-    fastest(ctx, versions.into_iter().map(launch).collect())
+    choose(ctx, kernels, &shape, &versions, launch)
 }
 
 /// Workgroups of an implicit-GEMM conv kernel writing `batch` maps of
@@ -120,7 +134,7 @@ impl Kernels {
         b: Binding,
         y: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, conv, ConvPass::Forward, |version| {
+        fastest_conv(ctx, self, ConvPass::Forward, conv, batch, |version| {
             self.conv2d_forward_version(ctx, version, conv, batch, x, w, b, y)
         })
     }
@@ -171,7 +185,7 @@ impl Kernels {
         w: Binding,
         dx: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, conv, ConvPass::BackwardInput, |version| {
+        fastest_conv(ctx, self, ConvPass::BackwardInput, conv, batch, |version| {
             self.conv2d_backward_input_version(ctx, version, conv, batch, dy, w, dx)
         })
     }
@@ -222,9 +236,14 @@ impl Kernels {
         x: Binding,
         dw: Binding,
     ) -> Dispatch {
-        fastest_conv(ctx, conv, ConvPass::BackwardWeight, |version| {
-            self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw)
-        })
+        fastest_conv(
+            ctx,
+            self,
+            ConvPass::BackwardWeight,
+            conv,
+            batch,
+            |version| self.conv2d_backward_weight_version(ctx, version, conv, batch, dy, x, dw),
+        )
     }
 
     /// dW from dy and x, computed by `version`: one workgroup per weight

@@ -63,7 +63,7 @@ impl Conv2d {
 }
 
 /// How a conv2d forward is computed (see shaders/conv2d.wgsl).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConvVersion {
     /// One invocation per output value, walking its receptive field.
     Direct,
@@ -104,7 +104,7 @@ impl ConvVersion {
 }
 
 /// The conv2d passes that have several versions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum ConvPass {
     Forward,
     BackwardInput,

@@ -69,7 +69,8 @@ struct MatmulParams {
 }
 
 impl Kernels {
-    /// c = act(op(a)·op(b) + bias), with the engine's kernel.
+    /// c = act(op(a)·op(b) + bias), with the version that runs this shape
+    /// fastest on this adapter (measured now, or found in the tuning cache).
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
@@ -82,8 +83,19 @@ impl Kernels {
         act: Activation,
         c: Binding,
     ) -> Dispatch {
-        let version = self.matmul_default;
-        self.matmul_version(ctx, version, form, shape, a, b, bias, act, c)
+        // Today's version first (kept on a tie), then every other that this
+        // adapter runs and the self-test did not refuse; the naive
+        // reference only when nothing else is left.
+        let mut versions = vec![self.matmul_default];
+        versions.extend(MatmulVersion::available(ctx).into_iter().filter(|&v| {
+            v != self.matmul_default
+                && v != MatmulVersion::Naive
+                && !self.refused.matmul.contains(&v)
+        }));
+        let key = format!("matmul {form:?} {}x{}x{}", shape.m, shape.n, shape.k);
+        crate::gpu::choose(ctx, self, &key, &versions, |version| {
+            self.matmul_version(ctx, version, form, shape, a, b, bias, act, c)
+        })
     }
 
     /// c = act(op(a)·op(b) + bias), with the kernel `version`.

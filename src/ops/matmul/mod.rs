@@ -9,6 +9,7 @@
 mod launch;
 pub mod reference;
 
+use crate::gpu::limits::{self, WorkgroupNeeds};
 use crate::gpu::GpuContext;
 
 /// Which operands of C = op(A)·op(B) are transposed (see shaders/matmul.wgsl).
@@ -23,7 +24,7 @@ pub enum MatmulForm {
 }
 
 /// Which matmul kernel a launch uses (see shaders/matmul.wgsl).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum MatmulVersion {
     /// Version 1: one invocation per output, the reference.
     Naive,
@@ -46,13 +47,31 @@ impl MatmulVersion {
         MatmulVersion::Subgroup,
     ];
 
-    /// Whether this device can run the version: version 4 is written for
-    /// subgroups of 8 lanes (one workgroup is one subgroup).
+    /// What one workgroup of the version needs (see shaders/matmul.wgsl
+    /// and shaders/software/).
+    pub fn needs(self) -> WorkgroupNeeds {
+        let (invocations, storage_bytes) = match self {
+            MatmulVersion::Naive => (256, 0),
+            // Two 16×64 tiles of f32.
+            MatmulVersion::Tiled => (256, 2 * 1024 * 4),
+            MatmulVersion::Registers => (64, 0),
+            MatmulVersion::Subgroup => (8, 0),
+        };
+        WorkgroupNeeds {
+            invocations,
+            storage_bytes,
+        }
+    }
+
+    /// Whether this device can run the version: it fits the device's
+    /// workgroup limits, and version 4 is written for subgroups of 8 lanes
+    /// (one workgroup is one subgroup).
     pub fn is_available(self, ctx: &GpuContext) -> bool {
-        match self {
+        let subgroups = match self {
             MatmulVersion::Subgroup => ctx.fixed_subgroup_size() == Some(8),
             _ => true,
-        }
+        };
+        subgroups && limits::fits(ctx, self.needs())
     }
 
     /// The versions this device can run.
