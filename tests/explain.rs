@@ -315,7 +315,7 @@ fn colour_images() -> Dataset {
     for i in 0..64u32 {
         let label = (i % 4) as u8;
         let colour = [[230u8, 40, 30], [20, 60, 220]][usize::from(label / 2)];
-        let left = if label % 2 == 0 { 0 } else { 4 };
+        let left = if label.is_multiple_of(2) { 0 } else { 4 };
         let top = (i as usize / 4) % 5;
         for (c, &value) in colour.iter().enumerate() {
             for y in 0..8 {
