@@ -69,6 +69,9 @@ fn model() -> &'static Path {
             log_every: 0,
             plot: None,
             snapshot_every: 0,
+            normalize: Default::default(),
+            augment: Default::default(),
+            image_size: None,
         };
         train(&cfg, &mut std::io::sink(), &mut |_| Ok(())).unwrap();
         let mut saved = model_file::load(&path).unwrap();
