@@ -408,7 +408,7 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
         if channels == 1 {
             "Each map is drawn over the image (ink darkens it): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it.".to_string()
         } else {
-            format!("Each map is drawn over the image (mixed in at {:.0}%): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it. The maps are per input value, {channels} per pixel; each pixel is drawn as the largest of its channels' saliencies (as Simonyan et al. do) and the sum over its channels of the other maps.", 100.0 * page::IMAGE_MIX)
+            format!("Each map is drawn over the image (lightened and mixed in at {:.0}%): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it. The maps are per input value, {channels} per pixel; each pixel is drawn as the largest of its channels' saliencies (as Simonyan et al. do) and the sum over its channels of the other maps.", 100.0 * page::IMAGE_MIX)
         },
         "Saliency is |∂logit/∂x| (Simonyan et al. 2014). Gradient × input is x · ∂logit/∂x.".into(),
         format!(

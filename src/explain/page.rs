@@ -27,8 +27,11 @@ pub fn scale_of(values: &[f32]) -> f32 {
     }
 }
 
-/// How much of a colour image shows through a map drawn over it.
-pub const IMAGE_MIX: f32 = 0.45;
+/// How much of a colour image shows through a map drawn over it, and how
+/// much the image is lightened first (drawn as LIFT + (1 − LIFT)·pixel),
+/// so that the map's colours lead and zero stays near white.
+pub const IMAGE_MIX: f32 = 0.35;
+const LIFT: f32 = 0.4;
 
 /// Writes `image` (`channels` planes of h × w values, pixel / 255, so 0
 /// to 1) as a PNG, each pixel a `ZOOM`-wide square: in colour from the
@@ -36,7 +39,8 @@ pub const IMAGE_MIX: f32 = 0.45;
 /// mean of the channels). With `map` (one value per pixel), each pixel
 /// takes the map's colour on the blue–white–red scale ±`scale`; a grey
 /// image darkens it where it has ink (×(1 − ½·ink)), so a digit's strokes
-/// show through, and a colour image is mixed in (`IMAGE_MIX`).
+/// show through, and a colour image is lightened and mixed in
+/// (`IMAGE_MIX`, `LIFT`).
 pub fn draw(
     path: &Path,
     (channels, h, w): (usize, usize, usize),
@@ -57,8 +61,9 @@ pub fn draw(
                         let heat = colormap::diverging(values[i], scale);
                         let mut mixed = [0u8; 3];
                         for ((m, &hc), v) in mixed.iter_mut().zip(&heat).zip(rgb) {
-                            *m = (f32::from(hc) * (1.0 - IMAGE_MIX) + 255.0 * v * IMAGE_MIX).round()
-                                as u8;
+                            let lifted = LIFT + (1.0 - LIFT) * v;
+                            *m = (f32::from(hc) * (1.0 - IMAGE_MIX) + 255.0 * lifted * IMAGE_MIX)
+                                .round() as u8;
                         }
                         mixed
                     }
