@@ -289,7 +289,8 @@ pub struct ExplainArgs {
     /// A model saved by `gpunet train --save`.
     #[arg(long)]
     pub model: PathBuf,
-    /// Image files (PNG, JPEG, GIF, BMP), prepared as `predict` prepares them.
+    /// Image files (PNG, JPEG, GIF, BMP), prepared as `predict` prepares them (digit-style
+    /// for 28×28 one-channel models, else resized) and normalised as in training.
     pub images: Vec<PathBuf>,
     /// Also explain these test images (numbered from 0), with their labels.
     #[arg(long, num_args = 1..)]
@@ -308,7 +309,9 @@ pub struct ExplainArgs {
     /// Integrated gradients: intervals of the path from the baseline (trapezoid rule).
     #[arg(long, default_value_t = 64)]
     pub steps: usize,
-    /// Integrated gradients: where the path starts.
+    /// Integrated gradients: where the path starts, an image of one pixel value in every
+    /// channel (black 0, grey 127.5, white 255) normalised as the model's inputs are, so black
+    /// is black for any normalisation. Occlusion's grey patch is pixel 127.5, normalised.
     #[arg(long, value_enum, default_value_t = crate::explain::attribution::Baseline::Black)]
     pub baseline: crate::explain::attribution::Baseline,
     /// Occlusion: the side of the grey patch, in pixels.

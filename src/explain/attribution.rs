@@ -1,6 +1,7 @@
 //! Why a network gave its answer for one input, in numbers: the top
 //! classes, and for each explained class c (the predicted one, and the one
-//! `--class` names) four maps over the input's pixels:
+//! `--class` names) four maps over the input (x: its values, normalised
+//! as in training, channel planes):
 //!
 //! - **saliency** |∂z_c/∂x| (Simonyan, Vedaldi & Zisserman 2014), z_c the
 //!   logit of class c;
@@ -10,11 +11,18 @@
 //!   IG_i = (x_i − x′_i)·∫₀¹ ∂z_c/∂x_i(x(α)) dα, the integral by the
 //!   trapezoid rule over α_k = k/m, k = 0..m (m = `steps`): weights 1/m,
 //!   halved at both ends. Completeness says Σ_i IG_i = z_c(x) − z_c(x′);
-//!   the gap between the two, relative to |z_c(x) − z_c(x′)|, is reported;
+//!   the gap between the two, relative to |z_c(x) − z_c(x′)|, is reported.
+//!   x′ is an image of one pixel value (black 0, grey 127.5, white 255)
+//!   normalised as the model's inputs are, so black means black whatever
+//!   the normalisation ([`uniform_input`]);
 //! - **occlusion** (Zeiler & Fergus 2014): p_c(x) − p_c(x with a square
-//!   patch set to grey), for patches at every `stride` pixels (and one at
-//!   the far edge, so every pixel is covered); a pixel's value is the mean
-//!   over the patches that cover it.
+//!   patch set to grey, pixel value 127.5 in every channel, normalised),
+//!   for patches at every `stride` pixels (and one at the far edge, so
+//!   every pixel is covered); a pixel's value is the mean over the patches
+//!   that cover it.
+//!
+//! For drawing, a colour input's maps become one value per pixel
+//! ([`per_pixel`]): saliency the largest over channels, the others the sum.
 //!
 //! All of it runs through the [`Backend`] trait, so on either device, in
 //! batches: the gradients of every path point of every image and class go
@@ -28,31 +36,31 @@ use crate::infer::softmax;
 use anyhow::{bail, ensure, Result};
 use serde::Serialize;
 
-/// What the inputs are normalised to: pixel / 255, so 0 is black and 1
-/// full ink (MNIST's white ink on black).
-///
-/// The occlusion patch's value: mid-grey, pixel 127.5 / 255.
-pub const OCCLUSION_GREY: f32 = 0.5;
+/// The occlusion patch's pixel value: mid-grey, 127.5 on the 0..255
+/// scale in every channel, then normalised as the model's inputs are.
+pub const OCCLUSION_PIXEL: f32 = 127.5;
 
-/// Where integrated gradients' path starts.
+/// Where integrated gradients' path starts: an image whose every pixel
+/// has this value in every channel (on the 0..255 scale), normalised as
+/// the model's inputs are, so black is black for any normalisation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum Baseline {
-    /// Every pixel 0 (pixel value 0: no ink).
+    /// Pixel value 0 (no ink on MNIST).
     Black,
-    /// Every pixel 0.5 (pixel value 127.5).
+    /// Pixel value 127.5.
     Grey,
-    /// Every pixel 1 (pixel value 255: full ink).
+    /// Pixel value 255 (full ink on MNIST).
     White,
 }
 
 impl Baseline {
-    /// The baseline's value of every (normalised) pixel.
-    pub fn value(self) -> f32 {
+    /// The baseline's value of every pixel, on the 0..255 scale.
+    pub fn pixel(self) -> f32 {
         match self {
             Baseline::Black => 0.0,
-            Baseline::Grey => 0.5,
-            Baseline::White => 1.0,
+            Baseline::Grey => 127.5,
+            Baseline::White => 255.0,
         }
     }
 
@@ -63,6 +71,39 @@ impl Baseline {
             Baseline::White => "white",
         }
     }
+}
+
+/// The model's input for an image whose every pixel is `pixel` (0..255)
+/// in every channel: `graph.normalization` applied to pixel / 255.
+pub fn uniform_input(graph: &Graph, pixel: f32) -> Vec<f32> {
+    let plane = graph.input.h * graph.input.w;
+    let unit = vec![pixel / 255.0; graph.input_size()];
+    graph.normalization.from_unit(&unit, graph.input.c, plane)
+}
+
+/// How a map over the input's values (channel planes) becomes one value
+/// per pixel for drawing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PerPixel {
+    /// The sum over channels (gradient × input, integrated gradients: the
+    /// pixel's share of the logit difference).
+    Sum,
+    /// The largest over channels (saliency, as Simonyan et al. take
+    /// max_c |∂z/∂x_c|).
+    Max,
+}
+
+/// One value per pixel of `values` (`channels` planes of `plane`).
+pub fn per_pixel(values: &[f32], channels: usize, plane: usize, how: PerPixel) -> Vec<f32> {
+    (0..plane)
+        .map(|i| {
+            let across = (0..channels).map(|c| values[c * plane + i]);
+            match how {
+                PerPixel::Sum => across.sum(),
+                PerPixel::Max => across.fold(f32::NEG_INFINITY, f32::max),
+            }
+        })
+        .collect()
 }
 
 /// How to explain.
@@ -116,8 +157,9 @@ impl Settings {
     }
 }
 
-/// The maps of one explained class, each over the input's pixels
-/// (row-major, the input's layout).
+/// The maps of one explained class: saliency, gradient × input and
+/// integrated gradients over the input's values (its layout: channel
+/// planes, row-major), occlusion over its pixels.
 #[derive(Debug, Clone, Serialize)]
 pub struct ClassMaps {
     pub class: usize,
@@ -135,7 +177,8 @@ pub struct ClassMaps {
     pub completeness_gap: f64,
     pub completeness_gap_relative: Option<f64>,
     /// The drop in p_c when a patch covering the pixel is grey, averaged
-    /// over the patches that cover it.
+    /// over the patches that cover it: one value per pixel (h × w; the
+    /// patch greys every channel).
     pub occlusion: Vec<f32>,
     /// The largest single-patch drop and the patch's top-left (row, column).
     pub occlusion_max_drop: f32,
@@ -250,7 +293,9 @@ pub fn explain(
     }
     let channels = graph.input.c;
     let m = settings.steps;
-    let baseline = vec![settings.baseline.value(); size];
+    let plane = h * w;
+    let baseline = uniform_input(graph, settings.baseline.pixel());
+    let grey = uniform_input(graph, OCCLUSION_PIXEL);
 
     // 1. The logits of every input.
     let x_all: Vec<f32> = inputs.concat();
@@ -301,7 +346,7 @@ pub fn explain(
             for ch in 0..channels {
                 for r in r0..r0 + settings.patch {
                     let row = ch * h * w + r * w;
-                    copy[row + c0..row + c0 + settings.patch].fill(OCCLUSION_GREY);
+                    copy[row + c0..row + c0 + settings.patch].fill(grey[ch * plane]);
                 }
             }
             occluded.extend(copy);
@@ -337,16 +382,8 @@ pub fn explain(
             let integrated_sum: f64 = integrated.iter().sum();
             let difference = f64::from(row_logits[c]) - f64::from(baseline_logits[c]);
             let gap = (integrated_sum - difference).abs();
-            let (occlusion, max_drop, max_at) = occlusion_map(
-                h,
-                w,
-                channels,
-                settings.patch,
-                &patches,
-                probs[c],
-                image_probs,
-                c,
-            );
+            let (occlusion, max_drop, max_at) =
+                occlusion_map(h, w, settings.patch, &patches, probs[c], image_probs, c);
             classes.push(ClassMaps {
                 class: c,
                 logit: row_logits[c],
@@ -375,13 +412,11 @@ pub fn explain(
     Ok(explanations)
 }
 
-/// Each pixel's mean drop in p_c over the patches covering it (the same
-/// value in every channel), the largest single-patch drop and where.
-#[allow(clippy::too_many_arguments)]
+/// Each pixel's mean drop in p_c over the patches covering it, the
+/// largest single-patch drop and where.
 fn occlusion_map(
     h: usize,
     w: usize,
-    channels: usize,
     patch: usize,
     patches: &[(usize, usize)],
     p_clean: f64,
@@ -408,5 +443,5 @@ fn occlusion_map(
         .zip(&count)
         .map(|(&s, &k)| (s / f64::from(k.max(1))) as f32)
         .collect();
-    (plane.repeat(channels), max.0 as f32, max.1)
+    (plane, max.0 as f32, max.1)
 }

@@ -5,7 +5,8 @@
 //!   gradients with their completeness gap, occlusion sensitivity.
 //! - [`page`]: each map drawn over its image, and `index.html`.
 //! - this file: the command: loads the model and the inputs (image files
-//!   preprocessed as `predict` does, and test-set images by index), runs
+//!   preprocessed as `predict` does, and test-set images by index, both
+//!   through the model's normalisation), runs
 //!   the attributions, takes a CNN's feature maps (every conv and pool
 //!   node), draws everything and writes `explain.json`.
 
@@ -23,7 +24,7 @@ use crate::ops::pool::MaxPool;
 use crate::preprocess;
 use crate::train::DeviceChoice;
 use anyhow::{bail, Context, Result};
-use attribution::{ClassMaps, Explanation, Settings, OCCLUSION_GREY};
+use attribution::{per_pixel, ClassMaps, Explanation, PerPixel, Settings, OCCLUSION_PIXEL};
 use page::{Entry, Panel, Row};
 use serde::Serialize;
 use std::io::Write;
@@ -83,9 +84,16 @@ pub struct ExplainReport {
     pub steps: usize,
     pub integration: &'static str,
     pub baseline: attribution::Baseline,
+    /// The baseline's pixel value (0..255) and its input per channel.
+    pub baseline_pixel: f32,
+    pub baseline_input: Vec<f32>,
+    /// How pixels became inputs (the model's normalisation).
+    pub normalization: String,
     pub patch: usize,
     pub stride: usize,
-    pub occlusion_value: f32,
+    /// The occlusion patch's pixel value (0..255) and its input per channel.
+    pub occlusion_pixel: f32,
+    pub occlusion_input: Vec<f32>,
     pub seconds: f64,
     pub inputs: Vec<InputReport>,
 }
@@ -192,29 +200,25 @@ fn folder_name(i: usize, source: &Source) -> String {
     }
 }
 
-/// Loads the inputs: every file (refusing the first that cannot be read,
+/// Loads the inputs, normalised as the model's training data was: every
+/// file as `predict` prepares it (refusing the first that cannot be read,
 /// by name), then every test index (refusing one past the set's end).
 fn load_inputs(cfg: &ExplainConfig, graph: &Graph) -> Result<Vec<(Source, Vec<f32>)>> {
     let mut inputs = Vec::new();
-    if !cfg.images.is_empty() && (graph.input.h, graph.input.w) != (28, 28) {
-        bail!(
-            "{} takes {} inputs; image files are prepared as 28×28 MNIST digits, so only --test-index can be explained",
-            cfg.model.display(),
-            graph.input
-        );
-    }
     for path in &cfg.images {
-        inputs.push((Source::File(path.clone()), preprocess::load_digit(path)?));
+        let x = preprocess::load_for_model(path, graph)?;
+        inputs.push((Source::File(path.clone()), x));
     }
     if !cfg.test_indices.is_empty() {
         let test = load_dataset(&cfg.data, Split::Test)?;
-        if (test.rows, test.cols) != (graph.input.h, graph.input.w) {
+        let input = graph.input;
+        if (test.channels, test.rows, test.cols) != (input.c, input.h, input.w) {
             bail!(
-                "{} was trained on {}×{} images, the test images in {} are {}×{}",
+                "{} was trained on {} images, the test images in {} are {}×{}×{}",
                 cfg.model.display(),
-                graph.input.h,
-                graph.input.w,
+                input,
                 cfg.data.display(),
+                test.channels,
                 test.rows,
                 test.cols
             );
@@ -228,11 +232,9 @@ fn load_inputs(cfg: &ExplainConfig, graph: &Graph) -> Result<Vec<(Source, Vec<f3
                     test.len().saturating_sub(1)
                 );
             }
-            let x = test
-                .image(index)
-                .iter()
-                .map(|&p| f32::from(p) / 255.0)
-                .collect();
+            let x = graph
+                .normalization
+                .apply(test.image(index), input.c, input.h * input.w);
             let label = usize::from(test.labels[index]);
             inputs.push((Source::TestIndex { index, label }, x));
         }
@@ -249,13 +251,6 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
     crate::output::check_dir("--out", &cfg.out)?;
     let model = model_file::load(&cfg.model)?;
     let graph = &model.graph;
-    if graph.input.c != 1 {
-        bail!(
-            "{}: explain draws grayscale inputs; this model takes {} colour images, which explain cannot draw yet",
-            cfg.model.display(),
-            graph.input
-        );
-    }
     let classes = graph.classes();
     if let Some(c) = cfg.class {
         if c >= classes {
@@ -298,7 +293,7 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
 
     let names = graph.class_names();
     let class_name = |c: usize| names.get(c).cloned().unwrap_or_else(|| c.to_string());
-    let (h, w) = (graph.input.h, graph.input.w);
+    let (channels, h, w) = (graph.input.c, graph.input.h, graph.input.w);
     let mut reports = Vec::new();
     let mut entries = Vec::new();
     for (i, ((source, x), explanation)) in inputs.into_iter().zip(explanations).enumerate() {
@@ -306,7 +301,9 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
         let dir = cfg.out.join(&folder);
         std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
         let file = |name: &str| format!("{folder}/{name}");
-        page::draw(&dir.join("input.png"), h, w, &x, None)?;
+        // The input as pixel / 255, for drawing (the normalisation undone).
+        let unit = graph.normalization.to_unit(&x, channels, h * w);
+        page::draw(&dir.join("input.png"), (channels, h, w), &unit, None)?;
         let title = match &source {
             Source::File(path) => format!("{} (preprocessed as predict does)", path.display()),
             Source::TestIndex { index, label } => {
@@ -315,7 +312,15 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
         };
         let mut rows = Vec::new();
         for maps in &explanation.classes {
-            rows.push(class_row(&dir, &file, &x, h, w, maps, &class_name, cfg)?);
+            rows.push(class_row(
+                &dir,
+                &file,
+                &unit,
+                (channels, h, w),
+                maps,
+                &class_name,
+                cfg,
+            )?);
         }
         let mut feature_maps = Vec::new();
         for (&node, outputs) in nodes.iter().zip(&features) {
@@ -378,28 +383,50 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
         });
     }
     let s = &cfg.settings;
-    let intro = vec![
+    let plane = h * w;
+    let per_channel = |pixel: f32| -> Vec<f32> {
+        let x = attribution::uniform_input(graph, pixel);
+        (0..channels).map(|c| x[c * plane]).collect()
+    };
+    let list = |v: &[f32]| {
+        v.iter()
+            .map(|x| format!("{x:.4}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let baseline_input = per_channel(s.baseline.pixel());
+    let occlusion_input = per_channel(OCCLUSION_PIXEL);
+    let mut intro = vec![
         format!(
-            "{} on {} inputs, on {} ({}).",
+            "{} on {} inputs, on {} ({}). Inputs x are normalised as in training: {}.",
             graph.spec,
             graph.input,
             backend.device(),
-            backend.adapter()
+            backend.adapter(),
+            graph.normalization
         ),
-        "Each map is drawn over the image (ink darkens it): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it.".into(),
-        "Saliency is |∂logit/∂pixel| (Simonyan et al. 2014). Gradient × input is pixel · ∂logit/∂pixel.".into(),
+        if channels == 1 {
+            "Each map is drawn over the image (ink darkens it): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it.".to_string()
+        } else {
+            format!("Each map is drawn over the image (lightened and mixed in at {:.0}%): red where it is positive, blue where negative, white at zero, on its own symmetric scale ±s given under it. The maps are per input value, {channels} per pixel; each pixel is drawn as the largest of its channels' saliencies (as Simonyan et al. do) and the sum over its channels of the other maps.", 100.0 * page::IMAGE_MIX)
+        },
+        "Saliency is |∂logit/∂x| (Simonyan et al. 2014). Gradient × input is x · ∂logit/∂x.".into(),
         format!(
-            "Integrated gradients (Sundararajan et al. 2017): (x − x′)·∫₀¹ ∂logit/∂x(x′ + α(x − x′)) dα from a {} baseline x′ (every pixel {}), the integral by the trapezoid rule over {} steps ({} gradients). They should sum to logit(x) − logit(x′); the completeness gap is how far they miss, relative to that difference.",
+            "Integrated gradients (Sundararajan et al. 2017): (x − x′)·∫₀¹ ∂logit/∂x(x′ + α(x − x′)) dα from a {} baseline x′ (pixel value {} in every channel, normalised: x′ = {} per channel), the integral by the trapezoid rule over {} steps ({} gradients). They should sum to logit(x) − logit(x′); the completeness gap is how far they miss, relative to that difference.",
             s.baseline.name(),
-            s.baseline.value(),
+            s.baseline.pixel(),
+            list(&baseline_input),
             s.steps,
             s.steps + 1
         ),
         format!(
-            "Occlusion (Zeiler & Fergus 2014): the drop in the class's probability when a {0}×{0} patch is set to grey ({OCCLUSION_GREY} after normalisation by 255, pixel value 127.5), patches every {1} pixels; each pixel shows the mean drop of the patches covering it. Red: hiding it lowers the probability.",
-            s.patch, s.stride
+            "Occlusion (Zeiler & Fergus 2014): the drop in the class's probability when a {0}×{0} patch is set to grey (pixel value {OCCLUSION_PIXEL} in every channel, normalised: {2} per channel), patches every {1} pixels; each pixel shows the mean drop of the patches covering it. Red: hiding it lowers the probability.",
+            s.patch, s.stride, list(&occlusion_input)
         ),
     ];
+    if channels > 1 {
+        intro.push("Gradient × input is relative to x = 0, which per-channel normalisation puts at the training set's mean colour, not at black; integrated gradients from the black baseline are the attribution relative to black.".into());
+    }
     page::write_page(&cfg.out, "gpunet explain", &intro, &entries)?;
     let report = ExplainReport {
         model: graph.spec.to_string(),
@@ -408,9 +435,13 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
         steps: s.steps,
         integration: "trapezoid",
         baseline: s.baseline,
+        baseline_pixel: s.baseline.pixel(),
+        baseline_input,
+        normalization: graph.normalization.to_string(),
         patch: s.patch,
         stride: s.stride,
-        occlusion_value: OCCLUSION_GREY,
+        occlusion_pixel: OCCLUSION_PIXEL,
+        occlusion_input,
         seconds,
         inputs: reports,
     };
@@ -421,14 +452,15 @@ pub fn run(cfg: &ExplainConfig, log: &mut dyn Write) -> Result<(ExplainReport, P
 }
 
 /// The row of one explained class: saliency, gradient × input, integrated
-/// gradients and occlusion, each over the image.
-#[allow(clippy::too_many_arguments)]
+/// gradients and occlusion, each over the image (`unit`: pixel / 255 of
+/// each of its `channels` planes); a colour image's maps one value per
+/// pixel (`per_pixel`: saliency the largest over channels, the others the
+/// sum).
 fn class_row(
     dir: &Path,
     file: &dyn Fn(&str) -> String,
-    x: &[f32],
-    h: usize,
-    w: usize,
+    unit: &[f32],
+    (channels, h, w): (usize, usize, usize),
     maps: &ClassMaps,
     class_name: &dyn Fn(usize) -> String,
     cfg: &ExplainConfig,
@@ -446,23 +478,39 @@ fn class_row(
             maps.completeness_gap
         ),
     };
-    let pieces: [(&str, &str, &[f32], String); 4] = [
+    let colour = channels > 1;
+    let pixels = |values: &[f32], how| {
+        if colour {
+            per_pixel(values, channels, h * w, how)
+        } else {
+            values.to_vec()
+        }
+    };
+    let (saliency, summed) = if colour {
+        (
+            "saliency max over channels |∂logit/∂x|",
+            " summed over channels",
+        )
+    } else {
+        ("saliency |∂logit/∂x|", "")
+    };
+    let pieces: [(&str, String, Vec<f32>, String); 4] = [
         (
             "saliency",
-            "saliency |∂logit/∂x|",
-            &maps.saliency,
+            saliency.into(),
+            pixels(&maps.saliency, PerPixel::Max),
             String::new(),
         ),
         (
             "gradxinput",
-            "gradient × input",
-            &maps.gradient_times_input,
+            format!("gradient × input{summed}"),
+            pixels(&maps.gradient_times_input, PerPixel::Sum),
             String::new(),
         ),
         (
             "ig",
-            "integrated gradients",
-            &maps.integrated_gradients,
+            format!("integrated gradients{summed}"),
+            pixels(&maps.integrated_gradients, PerPixel::Sum),
             format!(
                 "; Σ = {:.3} vs logit(x) − logit(x′) = {:.3} − {:.3}; {gap}",
                 maps.integrated_sum, maps.logit, maps.baseline_logit
@@ -470,8 +518,8 @@ fn class_row(
         ),
         (
             "occlusion",
-            "occlusion: drop in probability",
-            &maps.occlusion,
+            "occlusion: drop in probability".into(),
+            maps.occlusion.clone(),
             format!(
                 "; largest drop {:.3} at the patch from row {}, column {}",
                 maps.occlusion_max_drop, maps.occlusion_max_at.0, maps.occlusion_max_at.1
@@ -480,8 +528,13 @@ fn class_row(
     ];
     for (key, what, values, extra) in pieces {
         let name = format!("class{c}-{key}.png");
-        let scale = page::scale_of(values);
-        page::draw(&dir.join(&name), h, w, x, Some((values, scale)))?;
+        let scale = page::scale_of(&values);
+        page::draw(
+            &dir.join(&name),
+            (channels, h, w),
+            unit,
+            Some((&values, scale)),
+        )?;
         panels.push(Panel {
             file: file(&name),
             alt: format!("{what} for class {} over the image", class_name(c)),

@@ -27,26 +27,55 @@ pub fn scale_of(values: &[f32]) -> f32 {
     }
 }
 
-/// Writes `image` (h × w grayscale values in [0, 1]) as a PNG, each pixel
-/// a `ZOOM`-wide square; with `map`, each pixel takes the map's colour on
-/// the blue–white–red scale ±`scale`, darkened where the image has ink
-/// (×(1 − ½·ink)), so the digit's strokes show through the heat map.
+/// How much of a colour image shows through a map drawn over it, and how
+/// much the image is lightened first (drawn as LIFT + (1 − LIFT)·pixel),
+/// so that the map's colours lead and zero stays near white.
+pub const IMAGE_MIX: f32 = 0.35;
+const LIFT: f32 = 0.4;
+
+/// Writes `image` (`channels` planes of h × w values, pixel / 255, so 0
+/// to 1) as a PNG, each pixel a `ZOOM`-wide square: in colour from the
+/// first three channels when there are at least three, else grey (the
+/// mean of the channels). With `map` (one value per pixel), each pixel
+/// takes the map's colour on the blue–white–red scale ±`scale`; a grey
+/// image darkens it where it has ink (×(1 − ½·ink)), so a digit's strokes
+/// show through, and a colour image is lightened and mixed in
+/// (`IMAGE_MIX`, `LIFT`).
 pub fn draw(
     path: &Path,
-    h: usize,
-    w: usize,
+    (channels, h, w): (usize, usize, usize),
     image: &[f32],
     map: Option<(&[f32], f32)>,
 ) -> Result<()> {
+    let plane = h * w;
     let mut picture = RgbImage::new(w as u32 * ZOOM, h as u32 * ZOOM);
     for y in 0..h {
         for x in 0..w {
-            let ink = image[y * w + x].clamp(0.0, 1.0);
-            let colour = match map {
-                None => colormap::grayscale(ink),
-                Some((values, scale)) => {
-                    let heat = colormap::diverging(values[y * w + x], scale);
-                    heat.map(|c| (f32::from(c) * (1.0 - INK_SHADE * ink)).round() as u8)
+            let i = y * w + x;
+            let at = |c: usize| image[c * plane + i].clamp(0.0, 1.0);
+            let colour = if channels >= 3 {
+                let rgb = [at(0), at(1), at(2)];
+                match map {
+                    None => rgb.map(|v| (255.0 * v).round() as u8),
+                    Some((values, scale)) => {
+                        let heat = colormap::diverging(values[i], scale);
+                        let mut mixed = [0u8; 3];
+                        for ((m, &hc), v) in mixed.iter_mut().zip(&heat).zip(rgb) {
+                            let lifted = LIFT + (1.0 - LIFT) * v;
+                            *m = (f32::from(hc) * (1.0 - IMAGE_MIX) + 255.0 * lifted * IMAGE_MIX)
+                                .round() as u8;
+                        }
+                        mixed
+                    }
+                }
+            } else {
+                let ink = (0..channels).map(at).sum::<f32>() / channels as f32;
+                match map {
+                    None => colormap::grayscale(ink),
+                    Some((values, scale)) => {
+                        let heat = colormap::diverging(values[i], scale);
+                        heat.map(|c| (f32::from(c) * (1.0 - INK_SHADE * ink)).round() as u8)
+                    }
                 }
             };
             for dy in 0..ZOOM {
