@@ -334,7 +334,8 @@ pub fn open_backend(
                 )?;
             }
             let _spinner = status::start(&format!("opening {}", choice.info.name));
-            let trainer = gpu::open_trainer(choice, graph, batch, optimizer, init, &train, &test, log)?;
+            let trainer =
+                gpu::open_trainer(choice, graph, batch, optimizer, init, &train, &test, log)?;
             if !train.is_empty() {
                 let (pixels, all) = trainer.device_bytes();
                 writeln!(

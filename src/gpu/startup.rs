@@ -93,7 +93,9 @@ pub fn open_trainer_in(
                  (quick self-test; `gpunet selftest` runs the full one) …",
                 ctx.describe()
             )?;
-            crate::status::set(|| "checking the kernels against the CPU reference (first run on this adapter)".into());
+            crate::status::set(|| {
+                "checking the kernels against the CPU reference (first run on this adapter)".into()
+            });
             let report = selftest::run(&ctx, Level::Quick, &mut |_| {})?;
             let record = SelftestRecord {
                 level: Level::Quick,

@@ -349,14 +349,10 @@ pub fn run(cfg: &InspectConfig, log: &mut dyn Write) -> Result<PathBuf> {
         }
     }
     let stage = progress.stage("unit statistics", test.len());
-    let all_stats = analysis::unit_stats_of(
-        backend.as_mut(),
-        graph,
-        &test,
-        classes,
-        studied,
-        &|n| stage.inc(n),
-    )?;
+    let all_stats =
+        analysis::unit_stats_of(backend.as_mut(), graph, &test, classes, studied, &|n| {
+            stage.inc(n)
+        })?;
     progress.finish(stage);
     let (stats, output_stats): (Vec<UnitStats>, Vec<UnitStats>) =
         all_stats.into_iter().partition(|s| s.layer.node < last);

@@ -6,19 +6,19 @@
 
 use super::{Level, Runner};
 use crate::backend::Optimizer;
+use crate::data::InputScale;
 use crate::gpu::{Binding, ConvPass, MatmulForm, MatmulShape, MatmulVersion};
 use crate::graph::{Graph, Shape};
 use crate::ops::activation::reference::bias_activation;
 use crate::ops::conv2d::reference as conv_ref;
 use crate::ops::conv2d::Conv2d;
 use crate::ops::dense::Dense;
-use crate::ops::matmul::reference as mm;
-use crate::ops::optim::{reference as optim, AdamConfig};
-use crate::ops::Activation;
-use crate::data::InputScale;
 use crate::ops::gather::reference::{gather, GatherSettings};
 use crate::ops::gather::{Augment, GatherInput};
+use crate::ops::matmul::reference as mm;
+use crate::ops::optim::{reference as optim, AdamConfig};
 use crate::ops::softmax_xent::reference::softmax_xent_smoothed;
+use crate::ops::Activation;
 use anyhow::Result;
 use rand::Rng;
 
