@@ -7,6 +7,7 @@ pub mod checkpoint;
 pub mod cli;
 pub mod cpu;
 pub mod data;
+pub mod export;
 pub mod gpu;
 pub mod graph;
 pub mod infer;
