@@ -224,10 +224,9 @@ impl Walk<'_> {
                     Module::Flatten
                 }
                 LayerSpec::Residual(body) => {
-                    four_d("residual block")?;
                     let path = format!("{path_prefix}{}", out.len());
                     let mut inner = Vec::new();
-                    let mut body_flat = false;
+                    let mut body_flat = *flat;
                     self.layers(
                         body,
                         &format!("{name}.body"),
@@ -235,14 +234,15 @@ impl Walk<'_> {
                         &mut inner,
                         &mut body_flat,
                     )?;
-                    if body_flat {
+                    if body_flat != *flat {
                         bail!(
-                            "cannot export {name} ({layer}): its body flattens its values, and the sum needs N×C×H×W on both sides"
+                            "cannot export {name} ({layer}): its body flattens its values, and the sum needs the same shape on both sides"
                         );
                     }
                     let shortcut_name = format!("{name}.shortcut");
                     let shortcut = self.node::<Conv2d>(&shortcut_name).ok();
                     if shortcut.is_some() {
+                        four_d("1×1 shortcut nn.Conv2d")?;
                         self.renames
                             .push((shortcut_name, format!("{path}.shortcut")));
                     }
@@ -353,15 +353,24 @@ mod tests {
 
     #[test]
     fn what_pytorch_cannot_take_is_named() {
+        // A block of dense layers on flat values is fine: N×16 + N×16.
+        let n = net("flatten,dense16,res(dense16,relu),dense10", MNIST);
+        assert_eq!(
+            n.torch_name("layers.2.body.0.weight"),
+            Some("2.body.0.weight")
+        );
+        // Its shortcut would be a conv, which flat values cannot take.
         let graph = Graph::new(
-            &ModelSpec::parse("flatten,dense16,res(dense16),dense10").unwrap(),
+            &ModelSpec::parse("flatten,dense16,res(dense8),dense10").unwrap(),
             MNIST,
             10,
         );
-        // gpunet may refuse this itself; if it builds, export must name it.
         if let Ok(graph) = graph {
             let err = TorchNet::new(&graph).unwrap_err().to_string();
-            assert!(err.contains("layers.2 (res(dense16))"), "{err}");
+            assert!(
+                err.contains("cannot export layers.2 (res(dense8))"),
+                "{err}"
+            );
         }
         let graph = Graph::new(
             &ModelSpec::parse("conv2k3,flatten,conv2k1,dense10").unwrap(),
