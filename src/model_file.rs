@@ -586,7 +586,7 @@ impl TensorNames {
                 info.shape
             ),
             None => bail!(
-                "no tensor {key}{also} (the model {spec} needs one of shape {:?})",
+                "no tensor {key}{also}: the model {spec} needs one of shape {:?}",
                 info.shape
             ),
         }

@@ -344,8 +344,8 @@ fn a_weights_only_file_that_does_not_fit_is_refused_by_tensor() {
     let err = error_of("missing.safetensors", &missing);
     assert!(
         err.contains("missing.safetensors")
-            && err.contains("no tensor 9.bias (gpunet's layers.8.bias)")
-            && err.contains("[10]"),
+            && err.contains("no tensor 9.bias (gpunet's layers.8.bias): the model")
+            && err.contains("needs one of shape [10]"),
         "{err}"
     );
 
