@@ -48,7 +48,8 @@ fn model(spec: &str, input: Shape, seed: u64) -> SavedModel {
         if info.name.ends_with("running_mean") {
             values.copy_from_slice(&random_vec(&mut r, values.len(), 0.5));
         } else if info.name.ends_with("running_var") {
-            for (v, u) in values.iter_mut().zip(random_vec(&mut r, values.len(), 0.5)) {
+            let noise = random_vec(&mut r, values.len(), 0.5);
+            for (v, u) in values.iter_mut().zip(noise) {
                 *v = 1.0 + u;
             }
         } else {
@@ -88,7 +89,7 @@ fn tract_logits(onnx_bytes: &[u8], input: Shape, x: &[f32], rows: usize) -> Vec<
         .unwrap();
     let tensor = Tensor::from_shape(&shape, x).unwrap();
     let outputs = runnable.run(tvec!(tensor.into())).expect("tract runs it");
-    let logits = outputs[0].to_array_view::<f32>().unwrap();
+    let logits = outputs[0].to_plain_array_view::<f32>().unwrap();
     assert_eq!(logits.shape(), [rows, 10]);
     logits.iter().copied().collect()
 }
@@ -153,7 +154,7 @@ fn onnx_graph_is_opset_13_with_a_named_dynamic_input() {
         .map(|d| match &d.value {
             Some(Value::DimParam(p)) => p.clone(),
             Some(Value::DimValue(v)) => v.to_string(),
-            None => "?".into(),
+            _ => "?".into(),
         })
         .collect();
     assert_eq!(dims, ["N", "3", "12", "12"]);
@@ -366,15 +367,15 @@ fn a_weights_only_file_that_does_not_fit_is_refused_by_tensor() {
         .iter_mut()
         .find(|t| t.name == "7.weight")
         .unwrap();
-    let rows = t.shape[0];
-    t.shape = vec![rows / 2, t.data.len() * 2 / rows];
+    let (rows, len) = (t.shape[0], t.data.len());
+    t.shape = vec![rows / 2, len * 2 / rows];
     let err = error_of("misshaped.safetensors", &misshaped);
     assert!(
         err.contains(&format!(
             "tensor 7.weight (gpunet's layers.6.weight) has shape [{}, {}] but the model",
             rows / 2,
-            t.data.len() * 2 / rows
-        )) && err.contains(&format!("needs [{rows}, {}]", t.data.len() / rows)),
+            len * 2 / rows
+        )) && err.contains(&format!("needs [{rows}, {}]", len / rows)),
         "{err}"
     );
 }
