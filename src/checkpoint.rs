@@ -105,7 +105,17 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> anyhow::Result<()> {
 pub fn load(path: &Path) -> anyhow::Result<Checkpoint> {
     let bytes =
         fs::read(path).map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?;
-    decode(&bytes).map_err(|e| anyhow!("{} {e}", path.display()))
+    decode(&bytes, true).map_err(|e| anyhow!("{} {e}", path.display()))
+}
+
+/// Reads any safetensors file of F32 (and I64) tensors, with gpunet's
+/// metadata or without (a weights-only file as PyTorch's
+/// `safetensors.torch.save_file` writes one); a gpunet format other than
+/// [`FORMAT_VERSION`] is still refused.
+pub fn load_any(path: &Path) -> anyhow::Result<Checkpoint> {
+    let bytes =
+        fs::read(path).map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?;
+    decode(&bytes, false).map_err(|e| anyhow!("{} {e}", path.display()))
 }
 
 /// The whole file `save` writes, in memory (checkpoints of the networks
@@ -178,7 +188,7 @@ fn encode(ckpt: &Checkpoint) -> anyhow::Result<Vec<u8>> {
 
 /// Parses a whole file. Errors do not name it: each reads on from the
 /// file's name ("… is not a gpunet checkpoint"), which the caller puts first.
-fn decode(bytes: &[u8]) -> anyhow::Result<Checkpoint> {
+fn decode(bytes: &[u8], require_format: bool) -> anyhow::Result<Checkpoint> {
     let file = SafeTensors::deserialize(bytes)
         .map_err(|e| anyhow!("{}", describe_header_error(bytes, e)))?;
     // read_metadata succeeded inside deserialize, so it succeeds again; it
@@ -192,7 +202,10 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Checkpoint> {
         .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
         .unwrap_or_default();
     match metadata.get(FORMAT_KEY) {
-        None => bail!("is not a gpunet checkpoint (no {FORMAT_KEY} in its metadata)"),
+        None if require_format => {
+            bail!("is not a gpunet checkpoint (no {FORMAT_KEY} in its metadata)")
+        }
+        None => {}
         Some(version) if version != FORMAT_VERSION => bail!(
             "is a gpunet checkpoint of format {version:?}, but this build of gpunet reads only format {FORMAT_VERSION:?}"
         ),
@@ -220,7 +233,8 @@ fn decode(bytes: &[u8]) -> anyhow::Result<Checkpoint> {
                 Stored::I64,
             ),
             other => bail!(
-                "holds tensor `{name}` as {other:?}, but gpunet checkpoints hold only F32 tensors (and I64 counters)"
+                "holds tensor `{name}` as {other:?}, but gpunet reads only F32 tensors (and I64 counters); \
+                 in PyTorch, save the model after `model.float()`"
             ),
         };
         tensors.push(NamedTensor {

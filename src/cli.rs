@@ -2,7 +2,7 @@
 
 use crate::backend::Optimizer;
 use crate::data::NormalizeChoice;
-use crate::data::{catalog, load_dataset_sized, Split};
+use crate::data::{catalog, load_dataset, load_dataset_sized, Split};
 use crate::graph::Activation;
 use crate::inspect::analysis::AscentSettings;
 use crate::inspect::prompts::PromptsConfig;
@@ -51,6 +51,9 @@ pub enum Command {
     /// Speed of the kernels (matmul, conv2d, softmax) and of training on the adapter in
     /// use, beside the CPU reference.
     Bench(crate::bench::BenchArgs),
+    /// Write a saved model for other tools: PyTorch (a weights-only safetensors file and
+    /// the Python of its nn.Sequential) or ONNX (for Netron, onnxruntime).
+    Export(ExportArgs),
     /// Download datasets (MNIST, Fashion-MNIST, KMNIST, CIFAR-10, CIFAR-100) with
     /// checksums, or list them and what is present.
     #[command(subcommand)]
@@ -196,9 +199,15 @@ pub struct TrainArgs {
 
 #[derive(Args)]
 pub struct EvalArgs {
-    /// A model saved by `gpunet train --save`.
+    /// A model saved by `gpunet train --save`, or a weights-only safetensors file
+    /// (`gpunet export --format torch`'s, or one saved from its nn.Sequential).
     #[arg(long)]
     pub model: PathBuf,
+    /// The network of a weights-only file that does not name it (no gpunet.model in
+    /// its metadata): a spec or preset, as `train --model` takes. Its input shape is
+    /// the test images'.
+    #[arg(long)]
+    pub spec: Option<String>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// The test data: a directory (IDX or CIFAR) or a fetched dataset's name.
@@ -210,6 +219,35 @@ pub struct EvalArgs {
     /// Print the figures as one JSON object on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// What `gpunet export --format` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OUT (safetensors, the nn.Sequential's state_dict names) and OUT with .py (its
+    /// `build()`).
+    Torch,
+    /// OUT as an ONNX model, opset 13, input N×C×H×W.
+    Onnx,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long, value_enum)]
+    pub format: ExportFormat,
+    /// A model saved by `gpunet train --save` (or any file `gpunet eval` reads).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// With a weights-only file that does not name its network: the network's spec.
+    #[arg(long)]
+    pub spec: Option<String>,
+    /// With a weights-only file that does not give its input shape: CxHxW, e.g. 1x28x28.
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Where to write: e.g. model.safetensors (torch; model.py goes beside it) or
+    /// model.onnx.
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args)]
@@ -330,9 +368,14 @@ pub struct ExplainArgs {
 
 #[derive(Args)]
 pub struct PredictArgs {
-    /// A model saved by `gpunet train --save`.
+    /// A model saved by `gpunet train --save`, or a weights-only safetensors file
+    /// (`gpunet export --format torch`'s, or one saved from its nn.Sequential).
     #[arg(long)]
     pub model: PathBuf,
+    /// The network of a weights-only file that does not name it (no gpunet.model in
+    /// its metadata): a spec or preset; its input is then taken to be 1x28x28.
+    #[arg(long)]
+    pub spec: Option<String>,
     #[arg(long, value_enum, default_value_t = DeviceChoice::Auto)]
     pub device: DeviceChoice,
     /// How many classes to show per image.
@@ -466,7 +509,50 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Data(command) => run_data(command),
         Command::Selftest(args) => crate::selftest::command(&args),
+        Command::Export(args) => run_export(args),
     }
+}
+
+/// `--spec` of eval, predict and export: a spec string or preset.
+fn assumed(spec: Option<&str>, input: Option<crate::graph::Shape>) -> Result<model_file::Assumed> {
+    Ok(model_file::Assumed {
+        spec: spec
+            .map(|s| ModelSpec::parse(s).context("--spec"))
+            .transpose()?,
+        input,
+    })
+}
+
+fn run_export(args: ExportArgs) -> Result<()> {
+    use crate::export::{onnx, torch, TorchNet};
+    let input = args
+        .input
+        .as_deref()
+        .map(|text| model_file::parse_shape(text).context("--input"))
+        .transpose()?;
+    let model = model_file::load_with(&args.model, &assumed(args.spec.as_deref(), input)?)?;
+    let net = TorchNet::new(&model.graph)?;
+    let mut out = output::stdout();
+    match args.format {
+        ExportFormat::Torch => {
+            let python = args.out.with_extension("py");
+            if python == args.out {
+                bail!(
+                    "--out {}: the weights and the Python would share that name; use e.g. model.safetensors",
+                    args.out.display()
+                );
+            }
+            torch::save(&model, &net, &args.out, &python)?;
+            writeln!(out, "{}", args.out.display())?;
+            writeln!(out, "{}", python.display())?;
+        }
+        ExportFormat::Onnx => {
+            onnx::save(&model, &net, &args.out)?;
+            writeln!(out, "{}", args.out.display())?;
+        }
+    }
+    out.flush()?;
+    Ok(())
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
@@ -531,11 +617,32 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     if args.test_limit == Some(0) {
         bail!("--test-limit 0 leaves no test images to evaluate; give at least 1");
     }
-    let model = model_file::load(&args.model)?;
-    // An image folder's test images are resized to the model's input.
-    let side =
-        Some(model.graph.input.h as u32).filter(|_| model.graph.input.h == model.graph.input.w);
-    let mut test = load_dataset_sized(&resolve_data_dir(args.data)?, Split::Test, side)?;
+    let data = resolve_data_dir(args.data)?;
+    // A file that gives its input shape is read first, so that an image
+    // folder's test images are resized to it; a weights-only file that
+    // does not takes the test images' shape.
+    let (model, mut test) =
+        match model_file::load_with(&args.model, &assumed(args.spec.as_deref(), None)?) {
+            Ok(model) => {
+                let input = model.graph.input;
+                let side = Some(input.h as u32).filter(|_| input.h == input.w);
+                let test = load_dataset_sized(&data, Split::Test, side)?;
+                (model, test)
+            }
+            Err(_) => {
+                let test = load_dataset(&data, Split::Test)?;
+                let data_shape = crate::graph::Shape {
+                    c: test.channels,
+                    h: test.rows,
+                    w: test.cols,
+                };
+                let model = model_file::load_with(
+                    &args.model,
+                    &assumed(args.spec.as_deref(), Some(data_shape))?,
+                )?;
+                (model, test)
+            }
+        };
     if let Some(n) = args.test_limit {
         test = test.truncated(n);
     }
@@ -585,7 +692,8 @@ fn run_predict(args: PredictArgs) -> Result<()> {
     if args.top == 0 {
         bail!("--top 0 shows no classes; give at least 1");
     }
-    let model = model_file::load(&args.model)?;
+    let digits = crate::graph::Shape { c: 1, h: 28, w: 28 };
+    let model = model_file::load_with(&args.model, &assumed(args.spec.as_deref(), Some(digits))?)?;
     let names = model.graph.class_names();
     let mut backend = infer::open_model(args.device, &model, &mut output::stderr())?;
     let predictions = infer::predict_files(backend.as_mut(), &model.graph, &args.files, args.top)?;

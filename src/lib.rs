@@ -8,6 +8,7 @@ pub mod cli;
 pub mod cpu;
 pub mod data;
 pub mod explain;
+pub mod export;
 pub mod gpu;
 pub mod graph;
 pub mod infer;

@@ -12,10 +12,11 @@
 use crate::backend::Optimizer;
 use crate::checkpoint::{self, Checkpoint, NamedTensor, Stored};
 use crate::data::Normalization;
-use crate::graph::{Graph, Shape};
+use crate::export::{torch, TorchNet};
+use crate::graph::{Graph, ParamInfo, Shape};
 use crate::ops::gather::Augment;
 use crate::schedule::ScheduleKind;
-use crate::spec::ModelSpec;
+use crate::spec::{LayerSpec, ModelSpec};
 use crate::train::EpochReport;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -327,20 +328,11 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
             dtype: Stored::F32,
         });
     }
-    let mut metadata = BTreeMap::new();
+    let mut metadata = description(graph);
     if !model.snapshots.is_empty() {
         let steps: Vec<usize> = model.snapshots.iter().map(|(s, _)| *s).collect();
         metadata.insert(SNAPSHOT_STEPS_KEY.into(), serde_json::to_string(&steps)?);
     }
-    metadata.insert(MODEL_KEY.into(), graph.spec.to_string());
-    let Shape { c, h, w } = graph.input;
-    metadata.insert(INPUT_KEY.into(), format!("{c}x{h}x{w}"));
-    metadata.insert(CLASSES_KEY.into(), graph.classes().to_string());
-    metadata.insert(
-        CLASS_NAMES_KEY.into(),
-        serde_json::to_string(&graph.class_names())?,
-    );
-    metadata.insert(NORMALISATION_KEY.into(), graph.normalization.to_metadata());
     if let Some(settings) = &model.settings {
         metadata.insert(TRAINING_KEY.into(), serde_json::to_string(settings)?);
     }
@@ -349,23 +341,82 @@ pub fn save(path: &Path, model: &SavedModel) -> Result<()> {
     checkpoint::save(path, &Checkpoint { tensors, metadata })
 }
 
+/// The metadata that describes the network to anyone who reads the file:
+/// its spec, input shape (C×H×W), classes and their names, and how pixels
+/// become inputs. Model files and `gpunet export` files carry it.
+pub fn description(graph: &Graph) -> BTreeMap<String, String> {
+    let mut metadata = BTreeMap::new();
+    metadata.insert(MODEL_KEY.into(), graph.spec.to_string());
+    let Shape { c, h, w } = graph.input;
+    metadata.insert(INPUT_KEY.into(), format!("{c}x{h}x{w}"));
+    metadata.insert(CLASSES_KEY.into(), graph.classes().to_string());
+    metadata.insert(
+        CLASS_NAMES_KEY.into(),
+        serde_json::to_string(&graph.class_names()).expect("strings serialise"),
+    );
+    metadata.insert(NORMALISATION_KEY.into(), graph.normalization.to_metadata());
+    metadata
+}
+
+/// What to assume of a file that does not describe its network (a
+/// weights-only file from PyTorch): `gpunet eval --spec` and the data's
+/// image shape.
+#[derive(Debug, Clone, Default)]
+pub struct Assumed {
+    /// The network, when the file has no `gpunet.model`; must equal it
+    /// when the file has one.
+    pub spec: Option<ModelSpec>,
+    /// The input shape, when the file has no `gpunet.input`.
+    pub input: Option<Shape>,
+}
+
 /// Reads a model file, checking that its spec and its tensors agree.
 pub fn load(path: &Path) -> Result<SavedModel> {
-    let ckpt = checkpoint::load(path)?;
+    load_with(path, &Assumed::default())
+}
+
+/// Reads a model file or a weights-only file: gpunet's own (`layers.0.weight`,
+/// optimiser state optional), `gpunet export --format torch`'s, or one a
+/// PyTorch user saved from the `nn.Sequential` that export writes (the
+/// tensors under its `state_dict()` names, no metadata: `assumed` gives the
+/// spec and input shape). Every tensor must be there with its shape, and
+/// no other; errors name the tensor and both shapes.
+pub fn load_with(path: &Path, assumed: &Assumed) -> Result<SavedModel> {
+    let ckpt = checkpoint::load_any(path)?;
     let name = path.display();
-    let field = |key: &str| -> Result<&String> {
-        ckpt.metadata
-            .get(key)
-            .ok_or_else(|| anyhow!("{name}: the metadata has no {key}"))
+    let spec = match (ckpt.metadata.get(MODEL_KEY), &assumed.spec) {
+        (Some(text), given) => {
+            let spec = ModelSpec::parse(text).with_context(|| format!("{name}: {MODEL_KEY}"))?;
+            if let Some(given) = given.as_ref().filter(|g| **g != spec) {
+                bail!("--spec {given}: {name} names its own model, {spec}; leave --spec out");
+            }
+            spec
+        }
+        (None, Some(given)) => given.clone(),
+        (None, None) => bail!(
+            "{name} does not say which network its tensors belong to (no {MODEL_KEY} in its \
+             metadata): give it with --spec, e.g. --spec cnn or --spec \"dense128,relu,dense10\""
+        ),
     };
-    let spec =
-        ModelSpec::parse(field(MODEL_KEY)?).with_context(|| format!("{name}: {MODEL_KEY}"))?;
-    let input = parse_shape(field(INPUT_KEY)?).with_context(|| format!("{name}: {INPUT_KEY}"))?;
-    let classes: usize = field(CLASSES_KEY)?
-        .parse()
-        .map_err(|e| anyhow!("{name}: {CLASSES_KEY}: {e}"))?;
+    let input = match (ckpt.metadata.get(INPUT_KEY), assumed.input) {
+        (Some(text), _) => parse_shape(text).with_context(|| format!("{name}: {INPUT_KEY}"))?,
+        (None, Some(shape)) => shape,
+        (None, None) => bail!(
+            "{name}: the metadata has no {INPUT_KEY}: give its inputs' shape with --input CxHxW"
+        ),
+    };
+    let classes: usize = match ckpt.metadata.get(CLASSES_KEY) {
+        Some(text) => text
+            .parse()
+            .map_err(|e| anyhow!("{name}: {CLASSES_KEY}: {e}"))?,
+        None => match spec.layers.last() {
+            Some(LayerSpec::Dense { outputs }) => *outputs,
+            _ => bail!("{name}: the model {spec} must end in a dense layer (its logits)"),
+        },
+    };
     let mut graph =
         Graph::new(&spec, input, classes).with_context(|| format!("{name}: the model {spec}"))?;
+    let names = TensorNames::of(&graph, &ckpt);
     // Files from before class names were kept: the digits' names.
     if let Some(text) = ckpt.metadata.get(CLASS_NAMES_KEY) {
         let names: Vec<String> =
@@ -390,21 +441,9 @@ pub fn load(path: &Path) -> Result<SavedModel> {
 
     let mut params = vec![0.0; graph.param_len];
     for info in &graph.params {
-        let tensor = ckpt.tensor(&info.name).ok_or_else(|| {
-            anyhow!(
-                "{name}: no tensor {} (the model {spec} needs one of shape {:?})",
-                info.name,
-                info.shape
-            )
-        })?;
-        if tensor.shape != info.shape {
-            bail!(
-                "{name}: tensor {} has shape {:?} but the model {spec} needs {:?}",
-                info.name,
-                tensor.shape,
-                info.shape
-            );
-        }
+        let tensor = names
+            .find(&ckpt, info, &spec)
+            .with_context(|| name.to_string())?;
         params[info.range()].copy_from_slice(&tensor.data);
     }
     if let Some((tensor, bad)) = non_finite_tensor(&graph, &params) {
@@ -415,20 +454,14 @@ pub fn load(path: &Path) -> Result<SavedModel> {
     }
     let mut buffers = vec![0.0; graph.buffer_len];
     for info in &graph.buffers {
-        match ckpt.tensor(&info.name) {
-            Some(t) if t.shape == info.shape => buffers[info.range()].copy_from_slice(&t.data),
-            Some(t) => bail!(
-                "{name}: tensor {} has shape {:?} but the model {spec} needs {:?}",
-                info.name,
-                t.shape,
-                info.shape
-            ),
-            None => bail!(
-                "{name}: no tensor {} (the model {spec} keeps it beside its parameters)",
-                info.name
-            ),
-        }
+        let tensor = names
+            .find(&ckpt, info, &spec)
+            .with_context(|| name.to_string())?;
+        buffers[info.range()].copy_from_slice(&tensor.data);
     }
+    names
+        .check_extra(&ckpt, &graph)
+        .with_context(|| name.to_string())?;
     let settings: Option<TrainingSettings> = ckpt
         .metadata
         .get(TRAINING_KEY)
@@ -508,6 +541,112 @@ pub fn load(path: &Path) -> Result<SavedModel> {
     })
 }
 
+/// Which names a file's tensors carry: gpunet's (`layers.6.weight`) or
+/// those of the `nn.Sequential` that `gpunet export --format torch` writes
+/// (`7.weight`). Files that say (`gpunet.tensor_names`) are taken at their
+/// word; others by which names more of their tensors match.
+struct TensorNames {
+    torch: Option<TorchNet>,
+}
+
+impl TensorNames {
+    fn of(graph: &Graph, ckpt: &Checkpoint) -> TensorNames {
+        let Ok(net) = TorchNet::new(graph) else {
+            return TensorNames { torch: None };
+        };
+        let said = ckpt.metadata.get(torch::NAMES_KEY).map(String::as_str);
+        let count = |torch: bool| {
+            net.tensors
+                .iter()
+                .filter(|t| {
+                    ckpt.tensor(if torch { &t.torch } else { &t.gpunet })
+                        .is_some()
+                })
+                .count()
+        };
+        let use_torch = match said {
+            Some(names) => names == torch::TORCH_NAMES,
+            None => count(true) > count(false),
+        };
+        TensorNames {
+            torch: use_torch.then_some(net),
+        }
+    }
+
+    /// The file's name for gpunet's tensor `gpunet`.
+    fn name<'a>(&'a self, gpunet: &'a str) -> &'a str {
+        self.torch
+            .as_ref()
+            .and_then(|net| net.torch_name(gpunet))
+            .unwrap_or(gpunet)
+    }
+
+    /// The tensor for `info`, of its shape.
+    fn find<'c>(
+        &self,
+        ckpt: &'c Checkpoint,
+        info: &ParamInfo,
+        spec: &ModelSpec,
+    ) -> Result<&'c NamedTensor> {
+        let key = self.name(&info.name);
+        let also = if key == info.name {
+            String::new()
+        } else {
+            format!(" (gpunet's {})", info.name)
+        };
+        match ckpt.tensor(key) {
+            Some(t) if t.shape == info.shape => Ok(t),
+            Some(t) => bail!(
+                "tensor {key}{also} has shape {:?} but the model {spec} needs {:?}",
+                t.shape,
+                info.shape
+            ),
+            None => bail!(
+                "no tensor {key}{also}: the model {spec} needs one of shape {:?}",
+                info.shape
+            ),
+        }
+    }
+
+    /// Refuses tensors the model has no place for (optimiser state and
+    /// weight snapshots aside, in gpunet's own files).
+    fn check_extra(&self, ckpt: &Checkpoint, graph: &Graph) -> Result<()> {
+        let spec = &graph.spec;
+        let expected: std::collections::HashSet<&str> = match &self.torch {
+            Some(net) => net.tensors.iter().map(|t| t.torch.as_str()).collect(),
+            None => graph
+                .params
+                .iter()
+                .chain(&graph.buffers)
+                .map(|info| info.name.as_str())
+                .collect(),
+        };
+        let ours = |name: &str| {
+            self.torch.is_none()
+                && (name.starts_with("optimizer.") || name.starts_with(SNAPSHOTS_PREFIX))
+        };
+        let extra: Vec<String> = ckpt
+            .tensors
+            .iter()
+            .filter(|t| !expected.contains(t.name.as_str()) && !ours(&t.name))
+            .map(|t| format!("{} {:?}", t.name, t.shape))
+            .collect();
+        if !extra.is_empty() {
+            let shown = extra.len().min(6);
+            let more = match extra.len() - shown {
+                0 => String::new(),
+                n => format!(" and {n} more"),
+            };
+            bail!(
+                "holds {} tensor(s) the model {spec} has no place for: {}{more}",
+                extra.len(),
+                extra[..shown].join(", ")
+            );
+        }
+        Ok(())
+    }
+}
+
 /// Whether a file's progress is possible: one history entry per epoch done,
 /// numbered 1, 2, …; at least one step per epoch; no more epochs than its
 /// run was asked for.
@@ -554,7 +693,7 @@ fn check_progress(
 
 /// How a buffer is stored: PyTorch keeps counters (batch norm's
 /// `num_batches_tracked`) as int64, everything else as f32.
-fn buffer_dtype(name: &str) -> Stored {
+pub(crate) fn buffer_dtype(name: &str) -> Stored {
     if name.ends_with(".num_batches_tracked") {
         Stored::I64
     } else {
@@ -563,7 +702,7 @@ fn buffer_dtype(name: &str) -> Stored {
 }
 
 /// "1x28x28" → Shape.
-fn parse_shape(text: &str) -> Result<Shape> {
+pub fn parse_shape(text: &str) -> Result<Shape> {
     let dims: Vec<usize> = text
         .split('x')
         .map(|d| d.parse().map_err(|_| anyhow!("{text:?} is not CxHxW")))

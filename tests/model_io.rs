@@ -344,7 +344,7 @@ fn loading_a_file_that_does_not_fit_names_the_problem() {
     let foreign = Checkpoint::default();
     checkpoint::save(&bad, &foreign).unwrap();
     let err = format!("{:#}", model_file::load(&bad).unwrap_err());
-    assert!(err.contains("the metadata has no gpunet.model"), "{err}");
+    assert!(err.contains("no gpunet.model in its metadata"), "{err}");
 }
 
 fn gpunet(args: &[&str]) -> std::process::Output {

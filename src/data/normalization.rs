@@ -32,6 +32,7 @@ const MIN_STD: f32 = 1e-3;
 pub enum Normalization {
     /// x = pixel / 255.
     #[default]
+    #[serde(rename = "divide_by_255")]
     DivideBy255,
     /// x = (pixel / 255 − mean[c]) / std[c], from the training set.
     PerChannel { mean: Vec<f32>, std: Vec<f32> },
@@ -283,6 +284,10 @@ mod tests {
         let n = Normalization::per_channel(&two_channel()).unwrap();
         let text = n.to_metadata();
         assert!(text.contains("\"kind\":\"per_channel\""), "{text}");
+        assert_eq!(
+            Normalization::DivideBy255.to_metadata(),
+            "{\"kind\":\"divide_by_255\"}"
+        );
         assert_eq!(Normalization::from_metadata(&text).unwrap(), n);
         assert_eq!(
             Normalization::from_metadata("x = u8 pixel / 255").unwrap(),
